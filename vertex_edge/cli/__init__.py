@@ -1,0 +1,97 @@
+"""``python edge.py``: the command-line interface.
+
+Library code raises typed :class:`~vertex_edge.errors.EdgeError`; only :func:`main` maps them
+to messages and exit codes (2 for bad input or config, 3 for a held lock, 1 otherwise,
+130 for Ctrl-C). No traceback is shown for a user error.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vertex_edge.cli.context import AppContext
+
+app = typer.Typer(
+    name="edge.py",
+    help=(
+        "vertex-edge: train, track and deploy the Fashion-MNIST model, locally or on Google Cloud.\n\n"
+        "Start with 'python edge.py setup', then 'python edge.py data seed' and 'dvc repro'."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    repo: Annotated[
+        Optional[Path],
+        typer.Option("--repo", envvar="EDGE_REPO", help="Repository root (default: the current folder)."),
+    ] = None,
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", envvar="EDGE_CONFIG", help="Path to edge.yaml (default: <repo>/edge.yaml)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = AppContext.create(repo, config)
+
+
+def _register() -> None:
+    from vertex_edge.cli import data, experiments, setup
+
+    setup.register(app)
+    data.register(app)
+    experiments.register(app)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    import click
+
+    from vertex_edge.errors import EdgeError
+
+    _register()
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = command.main(args=args, prog_name="edge.py", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except EdgeError as exc:
+        _print_error(exc.message, exc.hint)
+        return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - depends on click version
+        click.echo(exc.ctx.get_help() if exc.ctx else "")
+        return 0
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("\naborted", file=sys.stderr)
+        return 130
+
+
+def _print_error(message: str, hint: str | None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    if hint:
+        err.print(f"  [dim]hint:[/] {escape(hint)}")

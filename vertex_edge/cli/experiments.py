@@ -1,0 +1,115 @@
+"""``edge.py experiments``: list and show Sacred runs from whichever store is configured."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import typer
+
+from vertex_edge.cli.context import AppContext
+from vertex_edge.errors import UsageError
+
+exp_app = typer.Typer(help="Experiment tracking (Sacred runs).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(exp_app, name="experiments")
+
+
+def tracking_target(app_ctx: AppContext, *, offline: bool = False):  # noqa: ANN201
+    from vertex_edge.provision.local import LocalLayout
+    from vertex_edge.tracking import resolve_tracking
+
+    config = app_ctx.config()
+    layout = LocalLayout.from_config(config, app_ctx.repo)
+    return resolve_tracking(
+        enabled=config.tracking.enabled,
+        mongodb_url=config.tracking.mongodb_url,
+        mongodb_db=config.tracking.mongodb_db,
+        file_store=layout.experiments,
+        env=os.environ,
+        offline=offline,
+    )
+
+
+def open_store(app_ctx: AppContext):  # noqa: ANN201
+    from vertex_edge.tracking import FileExperimentStore, MongoExperimentStore, connect_mongo
+
+    target = tracking_target(app_ctx)
+    if target.kind == "off":
+        raise UsageError("experiment tracking is off (EDGE_OFFLINE or tracking.enabled: false): there are no runs to show")
+    if target.kind == "file":
+        return target, FileExperimentStore(target.path)
+    return target, MongoExperimentStore(connect_mongo(target), target.db)
+
+
+@exp_app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    last: Annotated[int, typer.Option("--last", "-n", min=0, help="Show only the last N runs (0: all).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """A table of runs: id, status, start, git commit, data version, key params, test accuracy."""
+    from rich.table import Table
+
+    from vertex_edge.tracking import summarize
+
+    app_ctx: AppContext = ctx.obj
+    target, store = open_store(app_ctx)
+    rows = [summarize(r) for r in store.list_runs()]
+    if last:
+        rows = rows[-last:]
+    if as_json:
+        app_ctx.console.print_json(json.dumps(rows))
+        return
+    if not rows:
+        app_ctx.console.print(f"no runs yet in {target.describe()}; run 'dvc repro' to train")
+        return
+    table = Table(title=f"experiments ({target.describe()})")
+    for col in ("id", "status", "start", "commit", "data", "params", "test acc"):
+        table.add_column(col)
+    for r in rows:
+        acc = r["test_accuracy"]
+        table.add_row(
+            r["id"], r["status"], r["start"], r["commit"], r["data"], r["params"],
+            f"{acc:.4f}" if isinstance(acc, (int, float)) else "-",
+        )
+    app_ctx.console.print(table)
+
+
+@exp_app.command("show")
+def show(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="The run id (see 'experiments list').")]) -> None:
+    """One run in full: config, git, data version, per-epoch metrics, test metrics, artifacts."""
+    app_ctx: AppContext = ctx.obj
+    target, store = open_store(app_ctx)
+    run = store.get_run(run_id)
+    if run is None:
+        raise UsageError(f"no run with id {run_id!r} in {target.describe()}", hint="see 'python edge.py experiments list'")
+    app_ctx.console.print_json(json.dumps(_jsonable(run), default=str))
+
+
+@exp_app.command("dashboard")
+def dashboard(ctx: typer.Context) -> None:
+    """Open Omniboard (gcp target: a port-forward to the cluster); locally, point at 'experiments list'."""
+    app_ctx: AppContext = ctx.obj
+    config = app_ctx.config()
+    if config.target == "gcp":
+        from vertex_edge.cli import setup_gcp
+
+        setup_gcp.dashboard(app_ctx, config)
+        return
+    target = tracking_target(app_ctx)
+    app_ctx.console.print(
+        f"the local target has no Omniboard: runs are in the {target.describe()}.\n"
+        "Use 'python edge.py experiments list' and 'python edge.py experiments show ID'."
+    )
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items() if k not in ("captured_out",)}
+    if isinstance(obj, list):
+        return [_jsonable(v) for v in obj]
+    return obj

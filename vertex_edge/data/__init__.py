@@ -1,0 +1,1 @@
+"""Dataset manifest, IDX parsing, seeding and preparation."""

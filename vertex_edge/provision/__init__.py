@@ -1,0 +1,1 @@
+"""Idempotent provisioning: each step is get -> create if missing -> report."""

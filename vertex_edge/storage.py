@@ -1,0 +1,140 @@
+"""One object-storage interface for state, locks and registries.
+
+Two backends share every caller's logic:
+
+* :class:`LocalStore` - a folder; create-if-absent uses ``O_CREAT | O_EXCL``.
+* ``GcsStore`` (in :mod:`vertex_edge.gcp.storage`) - a GCS prefix; create-if-absent uses
+  ``if_generation_match=0`` and writes use generation preconditions.
+
+Every object has a *generation* (an integer that changes on each write). A write may name
+the generation it expects to replace; ``0`` means "the object must not exist yet".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from vertex_edge.errors import PreconditionFailedError
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    data: bytes
+    generation: int
+
+
+class ObjectStore(Protocol):
+    """Key/value object storage with generation preconditions."""
+
+    def describe(self, key: str = "") -> str:
+        """A human-readable location for ``key`` (a path or gs:// URI)."""
+
+    def read(self, key: str) -> StoredObject | None:
+        """The object's bytes and generation, or ``None`` if absent."""
+
+    def write(self, key: str, data: bytes, *, if_generation_match: int | None = None) -> int:
+        """Write the object; return its new generation.
+
+        ``if_generation_match=0`` creates only if absent; ``N`` replaces only generation N;
+        otherwise :class:`PreconditionFailedError`.
+        """
+
+    def delete(self, key: str, *, if_generation_match: int | None = None) -> bool:
+        """Delete the object; return whether it existed."""
+
+    def exists(self, key: str) -> bool: ...
+
+
+class LocalStore:
+    """An :class:`ObjectStore` in a local folder.
+
+    Generations are kept in a sidecar counter so they survive coarse file-system timestamps.
+    Create-if-absent is atomic (``O_EXCL``); replace-if-generation is checked then renamed,
+    which is safe because every state write happens under the create-exclusive lock.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        if not key or key.startswith("/") or ".." in Path(key).parts:
+            raise ValueError(f"invalid object key {key!r}")
+        return self.root / key
+
+    def describe(self, key: str = "") -> str:
+        return str(self._path(key)) if key else str(self.root)
+
+    @staticmethod
+    def _gen_of(path: Path) -> int:
+        st = path.stat()
+        return st.st_mtime_ns ^ (st.st_ino << 1) or 1
+
+    def read(self, key: str) -> StoredObject | None:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+                gen = self._gen_from_fd(fh.fileno())
+        except FileNotFoundError:
+            return None
+        return StoredObject(data, gen)
+
+    @staticmethod
+    def _gen_from_fd(fd: int) -> int:
+        st = os.fstat(fd)
+        return (st.st_mtime_ns ^ (st.st_ino << 1)) or 1
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def write(self, key: str, data: bytes, *, if_generation_match: int | None = None) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if if_generation_match == 0:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                raise PreconditionFailedError(f"{path} already exists") from None
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+                return self._gen_from_fd(fh.fileno())
+        if if_generation_match is not None:
+            current = self.read(key)
+            if current is None or current.generation != if_generation_match:
+                raise PreconditionFailedError(
+                    f"{path} changed since it was read (expected generation {if_generation_match}, "
+                    f"found {current.generation if current else 'none'})"
+                )
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return self._gen_of(path)
+
+    def delete(self, key: str, *, if_generation_match: int | None = None) -> bool:
+        path = self._path(key)
+        if if_generation_match is not None:
+            current = self.read(key)
+            if current is None:
+                return False
+            if current.generation != if_generation_match:
+                raise PreconditionFailedError(f"{path} changed since it was read")
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
