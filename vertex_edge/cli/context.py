@@ -21,6 +21,11 @@ class AppContext:
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
     _config: EdgeConfig | None = None
 
+    def __post_init__(self) -> None:
+        for console in (self.console, self.err):
+            if not console.is_terminal:
+                console.width = 160  # tables in logs and pipes: do not squeeze to 80 columns
+
     @classmethod
     def create(cls, repo: Path | None, config: Path | None) -> AppContext:
         repo = (repo or Path.cwd()).resolve()

@@ -1,0 +1,72 @@
+"""Typed views of ``params.yaml`` (the DVC params file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from vertex_edge.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AugmentParams(_Strict):
+    flip: bool = True
+    shift: int = Field(default=2, ge=0, le=8)
+
+
+class ModelParams(_Strict):
+    filters: list[int] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=4)
+    dense: int = Field(default=128, ge=8)
+    dropout: float = Field(default=0.25, ge=0.0, lt=1.0)
+    dense_dropout: float = Field(default=0.4, ge=0.0, lt=1.0)
+
+
+class TrainParams(_Strict):
+    seed: int = 42
+    epochs: int = Field(default=14, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    learning_rate: float = Field(default=0.002, gt=0)
+    validation_split: float = Field(default=0.1, ge=0.0, lt=0.9)
+    early_stopping_patience: int = Field(default=4, ge=0)
+    subset: int = Field(default=0, ge=0)
+    augment: AugmentParams = AugmentParams()
+    model: ModelParams = ModelParams()
+
+
+class EvaluateParams(_Strict):
+    min_accuracy: float = Field(default=0.9, ge=0.0, le=1.0)
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="allow")  # other sections belong to other stages
+
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_empty(cls, data: Any) -> Any:
+        return data or {}
+
+
+def load_params(path: Path) -> Params:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"params file {path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
+        )
+        raise ConfigError(f"{path} is invalid: {problems}") from None

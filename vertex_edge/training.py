@@ -1,0 +1,220 @@
+"""Training as a pure function: arrays and params in, a trained model and its history out.
+
+No files, no tracking, no environment: callers (the DVC stage, the Vertex trainer) decide
+where outputs go and how runs are recorded, through the ``on_epoch`` callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vertex_edge.data.prepare import Split
+from vertex_edge.errors import DataError, EdgeError
+from vertex_edge.params import AugmentParams, TrainParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[[int, dict[str, float], float], None]  # (epoch 1-based, logs, seconds)
+ONNX_TOLERANCE = 1e-4
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: list[dict[str, float]]  # one row per epoch: epoch, loss, accuracy, val_loss, val_accuracy
+    test_loss: float
+    test_accuracy: float
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    train_count: int
+    val_count: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def split_train_val(split: Split, params: TrainParams) -> tuple[Split, Split | None]:
+    """Shuffle with the seed, apply ``subset``, hold out ``validation_split``."""
+    n = len(split.labels)
+    order = np.random.default_rng(params.seed).permutation(n)
+    if params.subset:
+        order = order[: min(params.subset, n)]
+    n_val = int(round(len(order) * params.validation_split))
+    if params.validation_split > 0 and n_val == 0:
+        n_val = 1
+    if len(order) - n_val < 1:
+        raise DataError(f"not enough training images ({len(order)}) for validation_split {params.validation_split}")
+    train_idx, val_idx = order[n_val:], order[:n_val]
+    train = Split(split.images[train_idx], split.labels[train_idx])
+    val = Split(split.images[val_idx], split.labels[val_idx]) if n_val else None
+    return train, val
+
+
+def augment_batch(images: np.ndarray, aug: AugmentParams, rng: np.random.Generator) -> np.ndarray:
+    """Random horizontal flips and shifts of up to ``aug.shift`` pixels (zero padding)."""
+    out = images
+    if aug.flip:
+        flip = rng.random(len(out)) < 0.5
+        out = np.where(flip[:, None, None], out[:, :, ::-1], out)
+    s = aug.shift
+    if s:
+        b, h, w = out.shape
+        padded = np.pad(out, ((0, 0), (s, s), (s, s)))
+        dy = rng.integers(0, 2 * s + 1, size=b)
+        dx = rng.integers(0, 2 * s + 1, size=b)
+        rows = dy[:, None] + np.arange(h)[None, :]
+        cols = dx[:, None] + np.arange(w)[None, :]
+        out = padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return out
+
+
+def _batches(split: Split, params: TrainParams, num_batches: int) -> Any:
+    """A Keras PyDataset yielding shuffled, augmented float32 batches (backend-agnostic)."""
+    import keras
+
+    class _Augmented(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.rng = np.random.default_rng(params.seed + 1)
+            self.order = self.rng.permutation(len(split.labels))
+
+        def __len__(self) -> int:
+            return num_batches
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            idx = self.order[i * params.batch_size : (i + 1) * params.batch_size]
+            x = augment_batch(split.images[idx], params.augment, self.rng)
+            return x.astype(np.float32), split.labels[idx].astype(np.int32)
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(len(split.labels))
+
+    return _Augmented()
+
+
+def train(
+    train_split: Split,
+    test_split: Split,
+    params: TrainParams,
+    *,
+    num_classes: int,
+    on_epoch: EpochCallback | None = None,
+    model: keras.Model | None = None,
+    initial_epoch: int = 0,
+    extra_callbacks: list[Any] | None = None,
+) -> TrainResult:
+    """Train the CNN; return the model (best validation epoch when early stopping) and history.
+
+    ``model``/``initial_epoch``/``extra_callbacks`` let a caller resume from a checkpoint
+    (the Vertex trainer does); the DVC stage passes none of them.
+    """
+    import keras
+
+    from vertex_edge.model import build_model
+
+    keras.utils.set_random_seed(params.seed)
+    train_part, val_part = split_train_val(train_split, params)
+    image_shape = tuple(train_split.images.shape[1:])
+    if model is None:
+        model = build_model(params.model, image_shape=image_shape, num_classes=num_classes, seed=params.seed)  # type: ignore[arg-type]
+    steps = max(1, math.ceil(len(train_part.labels) / params.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(params.learning_rate, decay_steps=steps * params.epochs, alpha=0.01)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history: list[dict[str, float]] = []
+    timer = {"t": time.monotonic()}
+
+    class _Report(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            timer["t"] = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}}
+            history.append(row)
+            if on_epoch:
+                on_epoch(epoch + 1, row, time.monotonic() - timer["t"])
+
+    callbacks: list[Any] = [_Report(), *(extra_callbacks or [])]
+    stopper = None
+    if val_part is not None and params.early_stopping_patience > 0:
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=params.early_stopping_patience, restore_best_weights=True
+        )
+        callbacks.append(stopper)
+    if params.augment.flip or params.augment.shift:
+        data: Any = _batches(train_part, params, steps)
+        fit_kwargs: dict[str, Any] = {}
+    else:
+        data = train_part.images.astype(np.float32)
+        fit_kwargs = {"y": train_part.labels.astype(np.int32), "batch_size": params.batch_size, "shuffle": True}
+    validation = (
+        (val_part.images.astype(np.float32), val_part.labels.astype(np.int32)) if val_part is not None else None
+    )
+    started = time.monotonic()
+    try:
+        model.fit(
+            data,
+            epochs=params.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=validation,
+            callbacks=callbacks,
+            verbose=0,
+            **fit_kwargs,
+        )
+    except (ValueError, TypeError) as exc:  # bad shapes/params surface here
+        raise EdgeError(f"training failed: {exc}") from None
+    seconds = time.monotonic() - started
+    test_loss, test_accuracy = model.evaluate(
+        test_split.images.astype(np.float32), test_split.labels.astype(np.int32), batch_size=512, verbose=0
+    )
+    best_epoch = len(history)
+    if stopper is not None and history:
+        best_epoch = int(max(history, key=lambda r: r.get("val_accuracy", 0.0))["epoch"])
+    return TrainResult(
+        model=model,
+        history=history,
+        test_loss=float(test_loss),
+        test_accuracy=float(test_accuracy),
+        epochs_run=len(history),
+        best_epoch=best_epoch,
+        seconds=seconds,
+        train_count=len(train_part.labels),
+        val_count=0 if val_part is None else len(val_part.labels),
+    )
+
+
+def export_onnx(model: keras.Model, path: Path, sample: np.ndarray) -> float:
+    """Export ``model`` to ONNX at ``path`` and check it against Keras on ``sample``.
+
+    Returns the largest absolute difference; raises if it exceeds :data:`ONNX_TOLERANCE`.
+    """
+    import warnings
+
+    import onnxruntime as ort
+
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes np.object
+        model.export(str(path), format="onnx", verbose=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    batch = sample.astype(np.float32)
+    onnx_out = session.run(None, {name: batch})[0]
+    keras_out = np.asarray(model.predict(batch, verbose=0))
+    diff = float(np.max(np.abs(onnx_out - keras_out)))
+    if not diff <= ONNX_TOLERANCE:
+        raise EdgeError(f"the ONNX export differs from the Keras model by {diff:.2e} (tolerance {ONNX_TOLERANCE:g})")
+    return diff

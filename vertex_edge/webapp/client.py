@@ -1,0 +1,294 @@
+"""One interface to the deployed model, two implementations chosen by configuration.
+
+* :class:`HttpPredictionClient` - POSTs ``{"instances": [...]}`` to a prediction server that
+  follows the Vertex AI custom-container contract (``python edge.py serve`` locally).
+* :class:`VertexPredictionClient` - ``aiplatform.Endpoint(...).predict(instances=[...])``; the
+  endpoint object is built lazily on the first prediction, so the app starts without network.
+
+Both send the preprocessed 28x28 array (a nested list) as the one instance, so the page can show
+exactly what the model saw. Every failure raises :class:`~vertex_edge.errors.CloudError` whose
+message is safe to show to a user (no URLs, project ids or stack traces); the details go to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vertex_edge.errors import CloudError
+from vertex_edge.webapp.settings import WebappSettings
+
+log = logging.getLogger(__name__)
+
+#: Fashion-MNIST class names, index = class id (same order as data/fashion-mnist.yaml ``labels``
+#: and the model card's ``labels``; a test checks they agree).
+CLASS_NAMES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the endpoint answered for one image."""
+
+    label: str
+    class_id: int
+    probabilities: tuple[float, ...]
+    model_version: str
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.class_id]
+
+
+class PredictionClient(Protocol):
+    """The deployed model, wherever it runs."""
+
+    backend: str
+
+    async def predict(self, image: np.ndarray) -> Prediction:
+        """Classify one preprocessed float32 28x28 image. Raises :class:`CloudError`."""
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
+# --------------------------------------------------------------------------- response parsing
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    label: str = Field(min_length=1, max_length=200)
+    class_id: int = Field(ge=0, lt=len(CLASS_NAMES))
+    probabilities: list[float] = Field(min_length=len(CLASS_NAMES), max_length=len(CLASS_NAMES))
+    model_version: str | None = None
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    predictions: list[_Item] = Field(min_length=1)
+    model_version: str | None = None
+
+
+_BAD_RESPONSE = "The prediction endpoint sent an answer this app does not understand."
+
+
+def parse_response(body: Any, *, fallback_version: str | None = None) -> Prediction:
+    """The first prediction of a Vertex-contract response body. Raises :class:`CloudError`."""
+    try:
+        response = _Response.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "(body)"
+        log.warning("endpoint response is not in the expected form: %s: %s", where, first.get("msg"))
+        raise CloudError(_BAD_RESPONSE) from None
+    item = response.predictions[0]
+    probs = tuple(float(p) for p in item.probabilities)
+    if not all(math.isfinite(p) and -1e-6 <= p <= 1 + 1e-6 for p in probs):
+        log.warning("endpoint returned probabilities outside 0..1: %s", probs)
+        raise CloudError(_BAD_RESPONSE)
+    probs = tuple(min(1.0, max(0.0, p)) for p in probs)
+    if item.label != CLASS_NAMES[item.class_id]:
+        log.warning("endpoint label %r for class %d differs from %r", item.label, item.class_id, CLASS_NAMES[item.class_id])
+    version = item.model_version or response.model_version or fallback_version or "unknown"
+    return Prediction(label=item.label, class_id=item.class_id, probabilities=probs, model_version=version)
+
+
+def _instance(image: np.ndarray) -> list[list[float]]:
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.shape != (28, 28):
+        raise ValueError(f"expected a 28x28 image, got shape {arr.shape}")
+    return arr.tolist()
+
+
+# --------------------------------------------------------------------------- HTTP (local target)
+
+
+class HttpPredictionClient:
+    """A Vertex-contract prediction server over HTTP (keeps connections open between requests)."""
+
+    backend = "http"
+
+    def __init__(self, url: str, *, timeout: float, transport: Any | None = None) -> None:
+        import httpx
+
+        self.url = url
+        self.timeout = timeout
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout), transport=transport, headers={"User-Agent": "vertex-edge-webapp"}
+        )
+
+    async def predict(self, image: np.ndarray) -> Prediction:
+        import httpx
+
+        try:
+            resp = await self._client.post(self.url, json={"instances": [_instance(image)]})
+        except httpx.TimeoutException:
+            log.warning("prediction server %s did not answer within %g s", self.url, self.timeout)
+            raise CloudError(f"The prediction endpoint did not answer within {self.timeout:g} seconds.") from None
+        except httpx.HTTPError as exc:
+            log.warning("cannot reach prediction server %s: %s: %s", self.url, type(exc).__name__, exc)
+            raise CloudError("The prediction endpoint cannot be reached right now.") from None
+        if resp.status_code != 200:
+            log.warning(
+                "prediction server %s answered HTTP %d: %s", self.url, resp.status_code, _error_detail(resp.text)
+            )
+            raise CloudError(f"The prediction endpoint returned an error (HTTP {resp.status_code}).")
+        try:
+            body = resp.json()
+        except ValueError:
+            log.warning("prediction server %s answered with a body that is not JSON", self.url)
+            raise CloudError(_BAD_RESPONSE) from None
+        return parse_response(body)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _error_detail(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- Vertex AI (gcp target)
+
+EndpointFactory = Callable[..., Any]
+
+
+def _aiplatform_endpoint(*, endpoint_name: str, project: str, location: str) -> Any:
+    from google.cloud import aiplatform
+
+    return aiplatform.Endpoint(endpoint_name=endpoint_name, project=project, location=location)
+
+
+class VertexPredictionClient:
+    """A Vertex AI endpoint via google-cloud-aiplatform. Credentials come from the environment
+    (Workload Identity on GKE, ``gcloud auth application-default login`` on a laptop)."""
+
+    backend = "vertex"
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        region: str,
+        endpoint_id: str,
+        timeout: float,
+        endpoint_factory: EndpointFactory | None = None,
+    ) -> None:
+        self.project = project
+        self.region = region
+        self.endpoint_id = endpoint_id
+        self.timeout = timeout
+        self._factory = endpoint_factory or _aiplatform_endpoint
+        self._endpoint: Any = None
+        self._lock = threading.Lock()
+
+    def _get_endpoint(self) -> Any:
+        with self._lock:
+            if self._endpoint is None:
+                self._endpoint = self._factory(
+                    endpoint_name=self.endpoint_id, project=self.project, location=self.region
+                )
+            return self._endpoint
+
+    async def predict(self, image: np.ndarray) -> Prediction:
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(self.predict_sync, image)
+
+    def predict_sync(self, image: np.ndarray) -> Prediction:
+        instance = _instance(image)
+        try:
+            endpoint = self._get_endpoint()
+            response = endpoint.predict(instances=[instance], timeout=self.timeout)
+        except Exception as exc:  # noqa: BLE001 - every SDK/transport failure becomes a CloudError
+            raise self._map_error(exc) from None
+        body = {"predictions": list(getattr(response, "predictions", None) or [])}
+        return parse_response(body, fallback_version=_vertex_version(response))
+
+    def _map_error(self, exc: Exception) -> CloudError:
+        where = f"Vertex AI endpoint {self.endpoint_id} in {self.project}/{self.region}"
+        message, hint = _classify_google_error(exc, self.timeout)
+        log.warning("%s: %s: %s%s", where, type(exc).__name__, _error_detail(str(exc)), f" ({hint})" if hint else "")
+        return CloudError(message)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _vertex_version(response: Any) -> str | None:
+    model = str(getattr(response, "model_resource_name", "") or "")
+    version = str(getattr(response, "model_version_id", "") or "")
+    model_id = model.rsplit("/", 1)[-1] if model else ""
+    if model_id and version:
+        return f"model {model_id} v{version}"
+    deployed = str(getattr(response, "deployed_model_id", "") or "")
+    return f"deployed model {deployed}" if deployed else None
+
+
+def _classify_google_error(exc: Exception, timeout: float) -> tuple[str, str | None]:
+    """(message for the user, hint for the log)."""
+    try:
+        from google.api_core import exceptions as gexc
+        from google.auth import exceptions as auth_exc
+    except ImportError:  # pragma: no cover - the SDK is a pinned dependency
+        return "The prediction endpoint call failed.", None
+    if isinstance(exc, (gexc.DeadlineExceeded, TimeoutError)):
+        return f"The prediction endpoint did not answer within {timeout:g} seconds.", None
+    if isinstance(exc, auth_exc.DefaultCredentialsError):
+        return (
+            "The web app has no credentials to call the prediction endpoint.",
+            "on GKE use Workload Identity (helm value serviceAccount.gcpServiceAccount); "
+            "on a laptop run 'gcloud auth application-default login'",
+        )
+    if isinstance(exc, (gexc.PermissionDenied, gexc.Unauthenticated, auth_exc.GoogleAuthError)):
+        return (
+            "The web app is not allowed to call the prediction endpoint.",
+            "grant roles/aiplatform.user to the web app's service account",
+        )
+    if isinstance(exc, gexc.NotFound):
+        return "The prediction endpoint was not found.", "check EDGE_ENDPOINT_ID, EDGE_GCP_PROJECT and EDGE_GCP_REGION"
+    if isinstance(exc, gexc.FailedPrecondition):
+        return "The prediction endpoint has no model ready to answer.", "deploy a model to the endpoint"
+    if isinstance(exc, (gexc.ServiceUnavailable, gexc.RetryError, ConnectionError)):
+        return "The prediction endpoint cannot be reached right now.", None
+    if isinstance(exc, gexc.GoogleAPICallError):
+        code = getattr(exc, "code", None)
+        suffix = f" (HTTP {int(code)})" if isinstance(code, int) else ""
+        return f"The prediction endpoint returned an error{suffix}.", None
+    return "The prediction endpoint call failed.", None
+
+
+# --------------------------------------------------------------------------- factory
+
+
+def build_client(settings: WebappSettings) -> PredictionClient:
+    """The client the settings ask for (no network until the first prediction)."""
+    if settings.backend == "vertex":
+        assert settings.project and settings.region and settings.endpoint_id  # checked by the settings model
+        return VertexPredictionClient(
+            project=settings.project,
+            region=settings.region,
+            endpoint_id=settings.endpoint_id,
+            timeout=settings.timeout_s,
+        )
+    return HttpPredictionClient(settings.endpoint_url, timeout=settings.timeout_s)
