@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import math
 import re
@@ -123,7 +124,9 @@ def image_to_array(image: Image.Image) -> np.ndarray:
         background = 255.0 - background
     # level: the background goes to 0, full intensity stays 255
     gray = np.clip((gray - background) * (255.0 / (255.0 - background)), 0.0, 255.0)
-    mask = gray > _TRIM
+    # a pixel counts as object when it and its 3x3 neighbourhood differ from the background:
+    # isolated JPEG/sensor noise does not stretch the bounding box
+    mask = (gray > _TRIM) & (_box_mean3(gray) > _TRIM)
     if not mask.any():
         return np.zeros((SIDE, SIDE), dtype=np.float32)
     rows = np.flatnonzero(mask.any(axis=1))
@@ -140,6 +143,16 @@ def image_to_array(image: Image.Image) -> np.ndarray:
     top, left = (SIDE - new_h) // 2, (SIDE - new_w) // 2
     out[top : top + new_h, left : left + new_w] = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
     return out
+
+
+def _box_mean3(arr: np.ndarray) -> np.ndarray:
+    padded = np.pad(arr, 1, mode="edge")
+    height, width = arr.shape
+    total = np.zeros_like(arr)
+    for dy in range(3):
+        for dx in range(3):
+            total += padded[dy : dy + height, dx : dx + width]
+    return total / 9.0
 
 
 def _reduce(image: Image.Image) -> Image.Image:
@@ -215,10 +228,8 @@ def _from_b64_instance(instance: dict) -> np.ndarray:
     image = _open(data, MAX_IMAGE_PIXELS)
     if image.format == "JPEG":
         # let libjpeg decode at 1/2, 1/4 or 1/8 scale when the photo is large: much less memory
-        try:
+        with contextlib.suppress(Exception):  # draft is an optimisation only
             image.draft("RGB", (_WORK_EDGE, _WORK_EDGE))
-        except Exception:  # noqa: BLE001 - draft is an optimisation only
-            pass
     _load(image)
     return image_to_array(_upright(image))
 
