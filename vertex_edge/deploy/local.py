@@ -1,0 +1,265 @@
+"""The local target's deployer: the registry and endpoint under the storage root.
+
+``deploy`` registers the candidate as the next version (or reuses the version that already
+holds the same ``model.onnx``), then sends all the endpoint's traffic to it. ``rollback``
+returns to the version deployed before the current one. A running ``python edge.py serve``
+follows ``endpoint.json`` and swaps the model in without dropping requests.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vertex_edge.deploy import Candidate, DeployResult
+from vertex_edge.errors import DataError, RegistryError
+from vertex_edge.registry import Endpoint, LocalRegistry
+from vertex_edge.state import utcnow
+
+log = logging.getLogger(__name__)
+
+SAMPLE_REQUEST = "sample-request.json"
+
+
+@dataclass
+class LocalDeployer:
+    registry: LocalRegistry
+    endpoint_name: str
+    repo: Path
+    target: str = "local"
+
+    @classmethod
+    def from_config(cls, config: Any, repo: Path) -> LocalDeployer:
+        from vertex_edge.provision.local import LocalLayout
+
+        layout = LocalLayout.from_config(config, repo)
+        name = config.model.name
+        return cls(LocalRegistry(layout.registry, name), f"{name}-endpoint", layout.repo)
+
+    # ---------------------------------------------------------------- deploy
+
+    def deploy(self, candidate: Candidate, *, force: bool, dry_run: bool) -> DeployResult:
+        candidate.check_gate(force=force)
+        _verify_artifacts(candidate)
+        result = DeployResult(dry_run=dry_run, notes=list(candidate.notes))
+        if not candidate.passed:
+            result.notes.append(f"--force: deploying although {candidate.gate_text()}")
+        card_name = candidate.card.get("name")
+        if card_name and card_name != self.registry.model_name:
+            result.notes.append(
+                f"the model card names the model {card_name!r}; registering it as {self.registry.model_name!r} "
+                "(edge.yaml model.name)"
+            )
+        if dry_run:
+            existing = self.registry.find_by_sha256(candidate.onnx_sha256)
+            version = existing.version if existing else self.registry.next_version()
+            if existing:
+                result.actions.append(f"would reuse version {version}: it holds this model.onnx already")
+            else:
+                result.actions.append(
+                    f"would register {candidate.model_dir} (model {candidate.card['version']}, "
+                    f"{candidate.gate_text()}) as {self.registry.model_name} version {version} "
+                    f"in {self.registry.versions_dir}"
+                )
+            self._plan_traffic(result, version)
+            return result
+        with self.registry.lock(_command("deploy")):
+            existing = self.registry.find_by_sha256(candidate.onnx_sha256)
+            if existing is not None:
+                version = existing.version
+                result.actions.append(f"version {version} already holds this model.onnx: not registered again")
+            else:
+                registered = self.registry.register(candidate.model_dir, self._metadata(candidate, force=force))
+                version = registered.version
+                result.changed = True
+                result.actions.append(
+                    f"registered {candidate.model_dir} as {self.registry.model_name} version {version} "
+                    f"(model {candidate.card['version']}, {candidate.gate_text()})"
+                )
+            self._apply_traffic(result, version, "deploy")
+        return result
+
+    def deploy_version(self, version: str, *, dry_run: bool) -> DeployResult:
+        target = self.registry.get(version)
+        result = DeployResult(dry_run=dry_run)
+        if dry_run:
+            self._plan_traffic(result, target.version)
+            return result
+        with self.registry.lock(_command(f"deploy --version {version}")):
+            self._apply_traffic(result, target.version, "deploy")
+        return result
+
+    def rollback(self, *, dry_run: bool) -> DeployResult:
+        result = DeployResult(dry_run=dry_run)
+        endpoint, _ = self.registry.endpoint()
+        target = _rollback_target(endpoint, self.endpoint_name)
+        if dry_run:
+            result.actions.append(
+                f"would roll {self.endpoint_name} back from version {endpoint.serving_version} to version {target}"  # type: ignore[union-attr]
+            )
+            self._plan_traffic(result, target, describe=False)
+            return result
+        with self.registry.lock(_command("rollback")):
+            endpoint, _ = self.registry.endpoint()  # re-read under the lock
+            target = _rollback_target(endpoint, self.endpoint_name)
+            self.registry.get(target)
+            self._apply_traffic(result, target, "rollback")
+        return result
+
+    # ---------------------------------------------------------------- helpers
+
+    def _plan_traffic(self, result: DeployResult, version: str, *, describe: bool = True) -> None:
+        endpoint, _ = self.registry.endpoint()
+        current = endpoint.traffic if endpoint else {}
+        result.version = version
+        if endpoint is not None and endpoint.serving_version == version and endpoint.traffic == {version: 100}:
+            result.actions.append(f"{self.endpoint_name} already sends all traffic to version {version}: no change")
+        elif describe:
+            result.actions.append(
+                f"would set {self.endpoint_name} traffic to {{{version}: 100}} (now {_traffic(current)})"
+            )
+        result.how_to_call = self.how_to_call(version)
+
+    def _apply_traffic(self, result: DeployResult, version: str, action: str) -> None:
+        endpoint, _ = self.registry.endpoint()
+        before = dict(endpoint.traffic) if endpoint else {}
+        result.version = version
+        if endpoint is not None and endpoint.traffic == {version: 100}:
+            result.actions.append(f"{self.endpoint_name} already sends all traffic to version {version}: no change")
+        else:
+            updated = self.registry.set_traffic(self.endpoint_name, version, action, _user())  # type: ignore[arg-type]
+            result.changed = True
+            verb = "rolled back" if action == "rollback" else "pointed"
+            result.actions.append(
+                f"{verb} {self.endpoint_name} at version {version}: traffic {_traffic(updated.traffic)} "
+                f"(was {_traffic(before)})"
+            )
+        self._write_sample_request()
+        result.how_to_call = self.how_to_call(version)
+
+    def _metadata(self, candidate: Candidate, *, force: bool) -> dict[str, Any]:
+        from vertex_edge.gitinfo import git_info
+
+        card = candidate.card
+        evaluation = {k: v for k, v in candidate.evaluation.items() if k != "per_class"}
+        return {
+            "model": self.registry.model_name,
+            "model_version": card.get("version"),
+            "created": utcnow(),
+            "trained": card.get("created"),
+            "git": card.get("git") or {"commit": None, "dirty": False},
+            "registered_at_commit": git_info(self.repo),
+            "data_version": card.get("data_version"),
+            "params": card.get("params") or {},
+            "metrics": {
+                "test_accuracy": candidate.accuracy,
+                "test_accuracy_source": candidate.accuracy_source,
+                "evaluate": evaluation,
+                "card": card.get("metrics") or {},
+                "per_class": candidate.evaluation.get("per_class"),
+            },
+            "quality_gate": {"min_accuracy": candidate.min_accuracy, "passed": candidate.passed, "forced": force},
+            "sacred_run_id": card.get("sacred_run_id"),
+            "labels": card.get("labels"),
+            "artifacts": card.get("artifacts") or {},
+            "source": str(candidate.model_dir),
+            "registered_by": _user(),
+        }
+
+    def how_to_call(self, version: str) -> list[str]:
+        port = os.environ.get("AIP_HTTP_PORT") or "8080"
+        predict = os.environ.get("AIP_PREDICT_ROUTE") or "/predict"
+        health = os.environ.get("AIP_HEALTH_ROUTE") or "/health"
+        sample = _shown(self.registry.model_root / SAMPLE_REQUEST, self.repo)
+        return [
+            f"python edge.py serve      # serves version {version} on http://127.0.0.1:{port}; "
+            "picks up later deployments by itself",
+            f"curl -s http://127.0.0.1:{port}{health}",
+            f"curl -s -H 'Content-Type: application/json' -d @{sample} http://127.0.0.1:{port}{predict}",
+        ]
+
+    def _write_sample_request(self) -> None:
+        """A request to try the endpoint with: the first test images, or a blank image without the data."""
+        import json
+
+        from vertex_edge.fsutil import atomic_write_bytes
+
+        images = _test_images(self.repo, 3)
+        instances = [img.astype(int).tolist() for img in images] if images is not None else [[[0] * 28] * 28]
+        body = json.dumps({"instances": instances}, separators=(",", ":"))
+        atomic_write_bytes(self.registry.model_root / SAMPLE_REQUEST, body.encode("utf-8") + b"\n")
+
+
+def _rollback_target(endpoint: Endpoint | None, name: str) -> str:
+    if endpoint is None or endpoint.serving_version is None:
+        raise RegistryError(f"{name} has no deployment to roll back", hint="deploy first: 'python deploy-vertex.py'")
+    stack = endpoint.deployed_stack()
+    if len(stack) < 2:
+        raise RegistryError(
+            f"{name} serves version {endpoint.serving_version} and has no earlier deployment to roll back to",
+            hint="deploy a specific version with 'python deploy-vertex.py --version N'",
+        )
+    return stack[-2]
+
+
+def _verify_artifacts(candidate: Candidate) -> None:
+    """Refuse artifacts that do not match the card (a half-copied or retrained folder)."""
+    for name, info in (candidate.card.get("artifacts") or {}).items():
+        path = candidate.model_dir / name
+        if not path.is_file():
+            if name == "model.onnx":
+                raise DataError(f"{path} is missing", hint="run 'dvc repro' (or 'dvc pull') to restore it")
+            raise DataError(f"{path} is missing but the model card lists it", hint="run 'dvc repro' to rebuild it")
+        expected = (info or {}).get("sha256")
+        if expected:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            if h.hexdigest() != expected:
+                raise DataError(
+                    f"{path} does not match its model card (sha256 {h.hexdigest()[:12]}..., card {expected[:12]}...)",
+                    hint="run 'dvc repro' so the model folder is consistent",
+                )
+
+
+def _test_images(repo: Path, count: int):  # noqa: ANN202 - numpy array or None
+    path = repo / "data" / "fashion-mnist" / "t10k-images-idx3-ubyte.gz"
+    if not path.is_file():
+        return None
+    try:
+        from vertex_edge.data.idx import IMAGES_MAGIC, decompress, parse_idx
+
+        images = parse_idx(decompress(path), path.name, expected_magic=IMAGES_MAGIC)
+    except Exception as exc:  # noqa: BLE001 - the sample request is a convenience only
+        log.debug("no sample request: %s", exc)
+        return None
+    return images[:count] if images.ndim == 3 and images.shape[1:] == (28, 28) else None
+
+
+def _traffic(traffic: dict[str, int]) -> str:
+    return "{" + ", ".join(f"{v}: {p}" for v, p in traffic.items()) + "}" if traffic else "none"
+
+
+def _shown(path: Path, repo: Path) -> str:
+    try:
+        return str(path.relative_to(repo))
+    except ValueError:
+        return str(path)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database (containers)
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+def _command(what: str) -> str:
+    return f"deploy-vertex.py {what}"
+

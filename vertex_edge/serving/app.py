@@ -1,0 +1,378 @@
+"""The FastAPI app: Vertex AI's custom-container contract over ONNX Runtime.
+
+``create_app(settings)`` builds the app; nothing happens at import. The model is loaded in the
+app's lifespan, in the background: the health route answers 503 until the model is loaded
+and a warm-up inference has run, then 200. Every client error is a 4xx JSON body
+``{"error": {"code", "status", "message", "details": [{"instance", "message"}]}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
+
+from vertex_edge.errors import EdgeError
+from vertex_edge.preprocess import PreprocessError, instance_to_array
+from vertex_edge.serving import jsonio, schemas
+from vertex_edge.serving.batching import MicroBatcher
+from vertex_edge.serving.logs import ACCESS_LOGGER
+from vertex_edge.serving.model import LoadedModel, StorageClientFactory, load_model
+from vertex_edge.serving.settings import ServerSettings
+
+log = logging.getLogger("vertex_edge.serving")
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+_STATUS = {400: "INVALID_ARGUMENT", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 503: "UNAVAILABLE"}
+_MAX_REPORTED = 10  # invalid instances listed in one error
+_JSON = "application/json"
+
+
+class Problem(Exception):
+    """A client error: becomes a 4xx JSON response (or 503 while no model is loaded)."""
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or []
+        self.headers = headers
+
+
+class ServingState:
+    """What the routes see: the current model (swapped whole on a reload) and the load status."""
+
+    def __init__(self) -> None:
+        self.model: LoadedModel | None = None
+        self.status = "loading"
+        self.error: str | None = None
+
+
+def error_response(problem: Problem) -> Response:
+    body = {
+        "error": {
+            "code": problem.code,
+            "status": _STATUS.get(problem.code, "ERROR"),
+            "message": problem.message,
+            "details": problem.details,
+        }
+    }
+    return Response(jsonio.dumps(body), status_code=problem.code, media_type=_JSON, headers=problem.headers)
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    storage_client_factory: StorageClientFactory | None = None,
+    on_fatal: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """Build the app. ``settings`` default to the ``AIP_*``/``EDGE_*`` environment (read now,
+    not at import); ``on_fatal`` is called when the model cannot be loaded (the entry point
+    then exits non-zero, so Vertex AI reports a failed deployment instead of waiting)."""
+    settings = settings or ServerSettings.from_env(os.environ)
+    state = ServingState()
+    batcher: MicroBatcher[LoadedModel] = MicroBatcher(
+        lambda: state.model,  # type: ignore[arg-type, return-value]
+        lambda model, batch: model.predict(batch),
+        max_batch=settings.max_batch,
+        max_wait_s=settings.batch_wait_ms / 1000.0,
+    )
+    warm_sizes = sorted({1, min(64, settings.max_batch), settings.max_batch})
+
+    def load(uri: str) -> LoadedModel:
+        model = load_model(
+            uri,
+            threads=settings.ort_threads,
+            cache_dir=settings.model_cache,
+            storage_client_factory=storage_client_factory,
+        )
+        model.warm_up(warm_sizes)
+        return model
+
+    async def start() -> None:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            model = await loop.run_in_executor(None, load, settings.storage_uri)
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported, then fatal
+            message = exc.message if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
+            state.status, state.error = "failed", message
+            log.error("cannot load the model from %s: %s", settings.storage_uri, message)
+            if on_fatal is not None:
+                on_fatal(message)
+            return
+        state.model, state.status = model, "ready"
+        log.info(
+            "model %s loaded from %s and warmed up in %.2f s",
+            model.version,
+            model.source,
+            time.perf_counter() - started,
+            extra={"fields": {"model_version": model.version, "registry_version": model.registry_version}},
+        )
+        if settings.endpoint_file:
+            from vertex_edge.serving.reload import follow_endpoint
+
+            await follow_endpoint(Path(settings.endpoint_file), state, load, settings.reload_interval_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        await batcher.start()
+        loader = asyncio.create_task(start(), name="edge-model-loader")
+        try:
+            yield
+        finally:
+            loader.cancel()
+            await asyncio.gather(loader, return_exceptions=True)
+            await batcher.stop()
+
+    app = FastAPI(
+        title="vertex-edge prediction server",
+        description="Fashion-MNIST classifier on Vertex AI's custom-container contract.",
+        version="1",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.serving = state
+    app.state.settings = settings
+    app.state.batcher = batcher
+
+    async def health() -> Response:
+        model = state.model
+        if state.status == "ready" and model is not None:
+            body = {"status": "ok", "model_version": model.version, "registry_version": model.registry_version}
+            return Response(jsonio.dumps(body), media_type=_JSON)
+        body = {"status": state.status, "error": state.error}
+        return Response(jsonio.dumps(body), status_code=503, media_type=_JSON, headers={"Retry-After": "5"})
+
+    async def predict(request: Request) -> Response:
+        content_type = request.headers.get("content-type")
+        if content_type is not None and not _is_json(content_type):
+            raise Problem(
+                415,
+                f"the body is sent as {content_type.split(';')[0].strip()!r}; expected application/json "
+                "(add the header 'Content-Type: application/json')",
+            )
+        body = await _read_body(request, settings.max_body_bytes)
+        if state.model is None:
+            raise Problem(
+                503, "no model is loaded yet; retry when the health route answers 200", headers={"Retry-After": "5"}
+            )
+        try:
+            payload = jsonio.loads(body)
+        except ValueError as exc:
+            raise Problem(400, f'the body is not valid JSON ({exc}); expected {{"instances": [...]}}') from None
+        instances = _instances(payload, settings.max_instances)
+        fields = request.scope.get("edge.log")
+        if fields is not None:
+            fields["instances"] = len(instances)
+        if any(isinstance(i, dict) for i in instances):
+            batch = await asyncio.to_thread(_to_batch, instances)  # image decoding stays off the event loop
+        else:
+            batch = _to_batch(instances)
+        probs, model = await batcher.submit(batch)
+        return Response(jsonio.dumps(_predictions(probs, model)), media_type=_JSON)
+
+    app.add_api_route(
+        settings.health_route,
+        health,
+        methods=["GET"],
+        summary="Health: 200 once the model is loaded and warmed up, 503 before",
+        responses={200: {"model": schemas.HealthResponse}, 503: {"model": schemas.HealthResponse}},
+        response_class=Response,
+    )
+    app.add_api_route(
+        settings.predict_route,
+        predict,
+        methods=["POST"],
+        summary="Classify 28x28 images (nested or flat lists, or base64 PNG/JPEG)",
+        responses={200: {"model": schemas.PredictResponse}, **schemas.error_responses()},
+        response_class=Response,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": schemas.request_schema(settings.max_instances)}},
+            }
+        },
+    )
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        body = {"error": {"code": 500, "status": "INTERNAL", "message": "internal error", "details": []}}
+        return Response(jsonio.dumps(body), status_code=500, media_type=_JSON)
+
+    app.add_middleware(AccessLogMiddleware, routes={settings.predict_route: "predict", settings.health_route: "health"})
+    return app
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("application/json", "text/json") or media.endswith("+json")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 past ``limit`` bytes: by Content-Length before reading, and
+    by counting the streamed bytes (chunked uploads have no Content-Length)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise Problem(400, f"Content-Length {declared!r} is not a number of bytes")
+        if int(declared) > limit:
+            raise Problem(413, _too_large(int(declared), limit))
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Problem(413, _too_large(size, limit, at_least=True))
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise Problem(400, "the client closed the connection before sending the whole body") from None
+    body = b"".join(chunks)
+    if not body.strip():
+        raise Problem(400, 'the body is empty; expected JSON like {"instances": [...]}')
+    return body
+
+
+def _too_large(size: int, limit: int, *, at_least: bool = False) -> str:
+    return (
+        f"the body is {'over ' if at_least else ''}{size:,} bytes; the limit is {limit:,} bytes "
+        "(1.5 MB, as on Vertex AI): send fewer instances per request"
+    )
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
+def _instances(payload: object, max_instances: int) -> list[object]:
+    expected = '{"instances": [...], "parameters": {...}} (parameters optional)'
+    if not isinstance(payload, dict):
+        raise Problem(400, f"the body is {_describe(payload)}; expected a JSON object {expected}")
+    unknown = [k for k in payload if k not in ("instances", "parameters")]
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown[:5])
+        raise Problem(400, f"unknown key(s) {names}; expected {expected}")
+    if "instances" not in payload:
+        raise Problem(400, f"'instances' is missing; expected {expected}")
+    instances = payload["instances"]
+    if not isinstance(instances, list):
+        raise Problem(400, f"'instances' is {_describe(instances)}; expected a list of instances")
+    if not instances:
+        raise Problem(400, f"'instances' is empty; expected 1 to {max_instances} instances")
+    if len(instances) > max_instances:
+        raise Problem(
+            400, f"'instances' has {len(instances)} instances; at most {max_instances} are accepted per request"
+        )
+    parameters = payload.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise Problem(400, f"'parameters' is {_describe(parameters)}; expected an object")
+    return instances
+
+
+def _to_batch(instances: list[object]) -> np.ndarray:
+    arrays: list[np.ndarray] = []
+    details: list[dict[str, Any]] = []
+    bad = 0
+    for index, instance in enumerate(instances):
+        try:
+            arrays.append(instance_to_array(instance))
+        except PreprocessError as exc:
+            bad += 1
+            if len(details) < _MAX_REPORTED:
+                details.append({"instance": index, "message": str(exc)})
+    if details:
+        first = details[0]
+        more = f" ({bad} of {len(instances)} instances are invalid; see details)" if bad > 1 else ""
+        raise Problem(400, f"instance {first['instance']}: {first['message']}{more}", details)
+    return np.stack(arrays) if len(arrays) > 1 else arrays[0][np.newaxis]
+
+
+def _predictions(probs: np.ndarray, model: LoadedModel) -> dict[str, Any]:
+    labels = model.labels
+    ids = probs.argmax(axis=1).tolist()
+    return {
+        "predictions": [
+            {"label": labels[k], "class_id": k, "probabilities": row} for k, row in zip(ids, probs, strict=True)
+        ],
+        "model_version": model.version,
+    }
+
+
+class AccessLogMiddleware:
+    """One structured log line per HTTP request: method, route, status, latency, instances.
+
+    Pure ASGI (no per-request task or body copy); never logs a payload or a query string."""
+
+    def __init__(self, app: Any, routes: dict[str, str]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        fields: dict[str, Any] = {"instances": None}
+        scope["edge.log"] = fields
+        status = [500]
+
+        async def send_status(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                path = scope.get("path", "")
+                route = path if path in self.routes else "(other)"
+                latency = (time.perf_counter() - started) * 1000.0
+                access_log.info(
+                    "%s %s %d %.2f ms",
+                    scope.get("method"),
+                    route,
+                    status[0],
+                    latency,
+                    extra={
+                        "fields": {
+                            "method": scope.get("method"),
+                            "route": route,
+                            "status": status[0],
+                            "latency_ms": round(latency, 3),
+                            "instances": fields["instances"],
+                        }
+                    },
+                )

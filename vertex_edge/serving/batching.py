@@ -1,0 +1,146 @@
+"""Micro-batching: concurrent requests share one model call.
+
+Requests queue up; one worker task takes everything queued (up to ``max_batch`` images, never
+splitting a request), waits at most ``max_wait_s`` for more while the batch is not full, then
+runs the model once in a worker thread (ONNX Runtime releases the GIL, so the event loop keeps
+reading requests meanwhile). While a model call runs the next batch fills up, so batches grow
+with load and an idle server answers a lone request at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
+
+
+@dataclass
+class _Item:
+    images: np.ndarray
+    future: asyncio.Future
+
+
+class MicroBatcher(Generic[M]):
+    """``await submit(images)`` -> (probabilities, model) computed in a shared batch.
+
+    ``get_model`` is called once per batch: the model current at that moment computes the
+    whole batch (a hot swap never splits one). ``run`` is ``(model, batch) -> probabilities``.
+    """
+
+    def __init__(
+        self,
+        get_model: Callable[[], M],
+        run: Callable[[M, np.ndarray], np.ndarray],
+        *,
+        max_batch: int = 512,
+        max_wait_s: float = 0.0005,
+    ) -> None:
+        self._get_model = get_model
+        self._run = run
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self._pending: deque[_Item] = deque()
+        self._pending_images = 0
+        self._arrived: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self.batches = 0
+        self.images = 0
+
+    async def start(self) -> None:
+        self._arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-model")
+        self._task = asyncio.create_task(self._worker(), name="edge-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while self._pending:
+            item = self._pending.popleft()
+            if not item.future.done():
+                item.future.set_exception(RuntimeError("the server is shutting down"))
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def submit(self, images: np.ndarray) -> tuple[np.ndarray, M]:
+        if self._arrived is None or self._task is None:
+            raise RuntimeError("the batcher is not started")
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Item(images, future))
+        self._pending_images += len(images)
+        self._arrived.set()
+        return await future
+
+    async def _collect(self) -> list[_Item]:
+        assert self._arrived is not None
+        while not self._pending:
+            self._arrived.clear()
+            await self._arrived.wait()
+        if self.max_wait_s > 0 and self._pending_images < self.max_batch:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.max_wait_s
+            while self._pending_images < self.max_batch:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                self._arrived.clear()
+                try:
+                    async with asyncio.timeout(remaining):
+                        await self._arrived.wait()
+                except TimeoutError:
+                    break
+        items = [self._pending.popleft()]
+        count = len(items[0].images)
+        # never split a request: one that does not fit opens the next batch
+        while self._pending and count + len(self._pending[0].images) <= self.max_batch:
+            item = self._pending.popleft()
+            items.append(item)
+            count += len(item.images)
+        self._pending_images -= count
+        return items
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = await self._collect()
+            items = [i for i in items if not i.future.done()]  # the client went away
+            if not items:
+                continue
+            batch = items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])
+            model = self._get_model()
+            try:
+                probs = await loop.run_in_executor(self._executor, self._run, model, batch)
+            except asyncio.CancelledError:
+                for item in items:
+                    if not item.future.done():
+                        item.future.set_exception(RuntimeError("the server is shutting down"))
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported to every request of the batch
+                log.exception("model call failed for a batch of %d images", len(batch))
+                for item in items:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.images += len(batch)
+            start = 0
+            for item in items:
+                end = start + len(item.images)
+                if not item.future.done():
+                    item.future.set_result((probs[start:end], model))
+                start = end

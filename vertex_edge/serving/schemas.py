@@ -1,0 +1,96 @@
+"""Response models and the request body schema, for the OpenAPI document.
+
+Requests are parsed by hand (orjson + :mod:`vertex_edge.preprocess`), not by pydantic: a
+64-image request holds 50,000 numbers and per-field validation would dominate the latency.
+These models describe the API exactly, so clients (and schemathesis) can rely on them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Prediction(BaseModel):
+    label: str = Field(description="class name, from the model card's labels")
+    class_id: int = Field(ge=0, description="index of the label")
+    probabilities: list[float] = Field(description="one probability per label, index = class id")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+    model_version: str = Field(description="the model card's version of the model that answered")
+
+
+class ErrorDetail(BaseModel):
+    instance: int = Field(ge=0, description="index of the instance in 'instances'")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: int
+    status: str
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description="'ok' when ready; 'loading' or 'failed' (with HTTP 503) otherwise")
+    model_version: str | None = None
+    registry_version: str | None = None
+    error: str | None = None
+
+
+def _pixels(count: int) -> dict[str, Any]:
+    number = {"type": "number", "minimum": 0, "maximum": 255}
+    return {"type": "array", "minItems": count, "maxItems": count, "items": number}
+
+
+def request_schema(max_instances: int) -> dict[str, Any]:
+    """JSON schema of ``{"instances": [...], "parameters": {...}}``."""
+    instance = {
+        "oneOf": [
+            {
+                "title": "28x28 nested list",
+                "type": "array",
+                "minItems": 28,
+                "maxItems": 28,
+                "items": _pixels(28),
+            },
+            {"title": "flat list of 784 numbers", **_pixels(784)},
+            {
+                "title": "base64 image",
+                "type": "object",
+                "required": ["b64"],
+                "additionalProperties": False,
+                "properties": {"b64": {"type": "string", "description": "base64 PNG or JPEG of any size"}},
+            },
+        ]
+    }
+    return {
+        "type": "object",
+        "required": ["instances"],
+        "additionalProperties": False,
+        "properties": {
+            "instances": {"type": "array", "minItems": 1, "maxItems": max_instances, "items": instance},
+            "parameters": {
+                "anyOf": [{"type": "object"}, {"type": "null"}],
+                "description": "optional; accepted and currently unused",
+            },
+        },
+    }
+
+
+def error_responses() -> dict[int | str, dict[str, Any]]:
+    described = {
+        400: "invalid request: the message names the instance index and the problem",
+        413: "body over the size limit (1.5 MB, Vertex AI's)",
+        415: "body is not sent as application/json",
+        503: "no model loaded yet",
+    }
+    return {code: {"model": ErrorResponse, "description": text} for code, text in described.items()}

@@ -1,0 +1,122 @@
+"""Server settings, read once from the environment when the server starts (never at import).
+
+Vertex AI's custom-container contract:
+
+========================  =================================================  ============
+variable                  meaning                                            default
+========================  =================================================  ============
+``AIP_HTTP_PORT``         port to listen on                                  ``8080``
+``AIP_HEALTH_ROUTE``      GET route answering 200 once the model is ready    ``/health``
+``AIP_PREDICT_ROUTE``     POST route for ``{"instances": [...]}``            ``/predict``
+``AIP_STORAGE_URI``       folder or ``gs://bucket/path`` with ``model.onnx``  (required)
+========================  =================================================  ============
+
+Optional knobs (``EDGE_*``): ``EDGE_HOST`` (default ``0.0.0.0``), ``EDGE_MAX_INSTANCES``
+(instances per request, 512), ``EDGE_MAX_BATCH`` (images per model call, 512),
+``EDGE_BATCH_WAIT_MS`` (how long a batch waits for more requests, 0.5), ``EDGE_ORT_THREADS``
+(ONNX Runtime intra-op threads, 0 = up to 4), ``EDGE_MAX_BODY_BYTES`` (1.5 MiB, Vertex's
+limit), ``EDGE_MODEL_CACHE`` (where a gs:// model is downloaded), ``EDGE_ENDPOINT_FILE`` (a
+local registry ``endpoint.json`` to follow: a new deployment is loaded and swapped in without
+a restart) and ``EDGE_RELOAD_INTERVAL_S`` (how often it is checked, 1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from vertex_edge.errors import ConfigError
+
+#: Vertex AI refuses online prediction requests over 1.5 MB; so does this server.
+MAX_BODY_BYTES = 1_572_864
+_ROUTE_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    storage_uri: str
+    port: int = 8080
+    host: str = "0.0.0.0"  # noqa: S104 - a container must listen on every interface
+    health_route: str = "/health"
+    predict_route: str = "/predict"
+    max_instances: int = 512
+    max_batch: int = 512
+    batch_wait_ms: float = 0.5
+    ort_threads: int = 0
+    max_body_bytes: int = MAX_BODY_BYTES
+    model_cache: str | None = None
+    endpoint_file: str | None = None
+    reload_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("health_route", "predict_route"):
+            route = getattr(self, name)
+            if not _ROUTE_RE.match(route) or "//" in route:
+                problems.append(f"{name} {route!r}: expected a path starting with '/', without spaces or braces")
+        if self.health_route == self.predict_route:
+            problems.append(f"health and predict routes are both {self.health_route!r}; expected two different paths")
+        if not 0 < self.port < 65536:
+            problems.append(f"port {self.port}: expected 1..65535")
+        if not self.storage_uri:
+            problems.append("storage URI is empty: expected a folder or gs://bucket/path holding model.onnx")
+        for name, low in (("max_instances", 1), ("max_batch", 1), ("max_body_bytes", 1024), ("ort_threads", 0)):
+            if getattr(self, name) < low:
+                problems.append(f"{name} {getattr(self, name)}: expected at least {low}")
+        if not 0 <= self.batch_wait_ms <= 1000:
+            problems.append(f"batch_wait_ms {self.batch_wait_ms}: expected 0..1000")
+        if not 0.05 <= self.reload_interval_s <= 3600:
+            problems.append(f"reload_interval_s {self.reload_interval_s}: expected 0.05..3600")
+        if problems:
+            raise ConfigError("invalid prediction server settings:\n  - " + "\n  - ".join(problems))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: object) -> ServerSettings:
+        """Build settings from ``AIP_*``/``EDGE_*`` variables; ``overrides`` win (CLI flags)."""
+        values: dict[str, object] = {}
+        storage = env.get("AIP_STORAGE_URI", "")
+        if not storage and "storage_uri" not in overrides:
+            raise ConfigError(
+                "AIP_STORAGE_URI is not set: expected the folder or gs://bucket/path that holds model.onnx "
+                "and model_card.json"
+            )
+        values["storage_uri"] = storage
+        _int(values, env, "AIP_HTTP_PORT", "port")
+        _str(values, env, "AIP_HEALTH_ROUTE", "health_route")
+        _str(values, env, "AIP_PREDICT_ROUTE", "predict_route")
+        _str(values, env, "EDGE_HOST", "host")
+        _int(values, env, "EDGE_MAX_INSTANCES", "max_instances")
+        _int(values, env, "EDGE_MAX_BATCH", "max_batch")
+        _float(values, env, "EDGE_BATCH_WAIT_MS", "batch_wait_ms")
+        _int(values, env, "EDGE_ORT_THREADS", "ort_threads")
+        _int(values, env, "EDGE_MAX_BODY_BYTES", "max_body_bytes")
+        _str(values, env, "EDGE_MODEL_CACHE", "model_cache")
+        _str(values, env, "EDGE_ENDPOINT_FILE", "endpoint_file")
+        _float(values, env, "EDGE_RELOAD_INTERVAL_S", "reload_interval_s")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _str(values: dict[str, object], env: Mapping[str, str], var: str, key: str) -> None:
+    value = env.get(var, "").strip()
+    if value:
+        values[key] = value
+
+
+def _int(values: dict[str, object], env: Mapping[str, str], var: str, key: str) -> None:
+    value = env.get(var, "").strip()
+    if value:
+        try:
+            values[key] = int(value)
+        except ValueError:
+            raise ConfigError(f"{var}={value!r} is not a whole number") from None
+
+
+def _float(values: dict[str, object], env: Mapping[str, str], var: str, key: str) -> None:
+    value = env.get(var, "").strip()
+    if value:
+        try:
+            values[key] = float(value)
+        except ValueError:
+            raise ConfigError(f"{var}={value!r} is not a number") from None
