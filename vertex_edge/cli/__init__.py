@@ -57,6 +57,9 @@ def _register() -> None:
     setup.register(app)
     data.register(app)
     experiments.register(app)
+    from vertex_edge.cli import serve as serve_cli
+
+    serve_cli.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
