@@ -1,0 +1,175 @@
+"""`python deploy-vertex.py` on the local target: register, gate, traffic, rollback, dry run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.registry.conftest import train
+
+REG = Path(".edge/registry/fashion-mnist")
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(deploy_project: Path, deploy_cli) -> None:
+    code, out, err = deploy_cli("--dry-run")
+    assert code == 0, err
+    assert "would register" in out and "as fashion-mnist version 1" in out
+    assert "test accuracy 0.9300 >= the quality gate 0.9000" in out
+    assert "would set fashion-mnist-endpoint traffic to {1: 100} (now none)" in out
+    assert "nothing was changed" in out
+    assert not (deploy_project / ".edge").exists()
+
+
+def test_deploy_registers_a_version_with_metadata_and_points_the_endpoint(deploy_project: Path, deploy_cli) -> None:
+    code, out, err = deploy_cli()
+    assert code == 0, err
+    assert "registered" in out and "version 1" in out
+    assert "pointed fashion-mnist-endpoint at version 1: traffic {1: 100} (was none)" in out
+    assert "python edge.py serve" in out and "curl -s -H 'Content-Type: application/json'" in out
+    assert "sample-request.json http://127.0.0.1:8080/predict" in out
+    folder = deploy_project / REG / "versions" / "1"
+    assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "model.keras", "model.onnx", "model_card.json"]
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["version"] == "1"
+    assert meta["model_version"] == "v1-aaaa"
+    assert meta["created"] and meta["trained"]
+    assert meta["git"]["commit"].startswith("3f2a9c1d")
+    assert meta["data_version"] == "md5:0123456789abcdef"
+    assert meta["params"] == {"epochs": 1, "batch_size": 128}
+    assert meta["metrics"]["test_accuracy"] == 0.93
+    assert meta["metrics"]["evaluate"]["count"] == 100
+    assert meta["quality_gate"] == {"min_accuracy": 0.9, "passed": True, "forced": False}
+    assert meta["sacred_run_id"] == "7"
+    endpoint = json.loads((deploy_project / REG / "endpoint.json").read_text())
+    assert endpoint["traffic"] == {"1": 100}
+    sample = json.loads((deploy_project / REG / "sample-request.json").read_text())
+    assert len(sample["instances"][0]) == 28
+
+
+def test_redeploying_the_same_model_changes_nothing(deploy_project: Path, deploy_cli) -> None:
+    assert deploy_cli()[0] == 0
+    before = (deploy_project / REG / "endpoint.json").read_text()
+    code, out, _ = deploy_cli()
+    assert code == 0
+    assert "version 1 already holds this model.onnx: not registered again" in out
+    assert "already sends all traffic to version 1: no change" in out
+    assert (deploy_project / REG / "endpoint.json").read_text() == before
+    assert [p.name for p in (deploy_project / REG / "versions").iterdir()] == ["1"]
+
+
+def test_quality_gate_refuses_with_the_figures_unless_forced(deploy_project: Path, deploy_cli) -> None:
+    train(deploy_project, version="v-bad", accuracy=0.85)
+    code, out, err = deploy_cli()
+    assert code == 1
+    assert "refusing to deploy v-bad: test accuracy 0.8500" in err
+    assert "below the quality gate evaluate.min_accuracy 0.9000" in err
+    assert "--force" in err and "Traceback" not in err
+    assert not (deploy_project / ".edge").exists()
+
+    code, out, err = deploy_cli("--force")
+    assert code == 0, err
+    assert "--force: deploying although test accuracy 0.8500 is below the quality gate 0.9000" in out
+    meta = json.loads((deploy_project / REG / "versions" / "1" / "metadata.json").read_text())
+    assert meta["quality_gate"] == {"min_accuracy": 0.9, "passed": False, "forced": True}
+
+
+def test_min_accuracy_override(deploy_project: Path, deploy_cli) -> None:
+    code, _, err = deploy_cli("--min-accuracy", "0.95", "--dry-run")
+    assert code == 1 and "below the quality gate evaluate.min_accuracy 0.9500" in err
+    code, _, err = deploy_cli("--min-accuracy", "1.5")
+    assert code == 2 and "between 0 and 1" in err
+
+
+def test_deploy_then_rollback_walks_back_the_history(deploy_project: Path, deploy_cli, edge_cli) -> None:
+    assert deploy_cli()[0] == 0
+    train(deploy_project, version="v2-bbbb", accuracy=0.94, bias_class=3)
+    assert deploy_cli()[0] == 0
+    train(deploy_project, version="v3-cccc", accuracy=0.95, bias_class=5)
+    code, out, _ = deploy_cli()
+    assert code == 0 and "traffic {3: 100} (was {2: 100})" in out
+
+    code, out, _ = deploy_cli("--rollback", "--dry-run")
+    assert code == 0 and "would roll fashion-mnist-endpoint back from version 3 to version 2" in out
+    code, out, _ = deploy_cli("--rollback")
+    assert code == 0 and "rolled back fashion-mnist-endpoint at version 2: traffic {2: 100} (was {3: 100})" in out
+    code, out, _ = deploy_cli("--rollback")
+    assert code == 0 and "at version 1" in out
+    code, _, err = deploy_cli("--rollback")
+    assert code != 0 and "no earlier deployment to roll back to" in err
+
+    code, out, _ = deploy_cli("--version", "3")
+    assert code == 0 and "traffic {3: 100} (was {1: 100})" in out
+    code, _, err = deploy_cli("--version", "9")
+    assert code != 0 and "has no version 9 (registered: 1, 2, 3)" in err
+
+    code, out, err = edge_cli("endpoint", "describe")
+    assert code == 0, err
+    assert "version 3: 100%" in out and "v2-bbbb" in out and "rollback" in out
+    code, out, _ = edge_cli("endpoint", "describe", "--json")
+    data = json.loads(out)
+    assert data["serving_version"] == "3"
+    assert [v["traffic"] for v in data["versions"]] == [0, 0, 100]
+    assert data["versions"][1]["metrics"]["test_accuracy"] == 0.94
+
+
+def test_rollback_with_nothing_deployed(deploy_project: Path, deploy_cli) -> None:
+    code, _, err = deploy_cli("--rollback")
+    assert code != 0 and "has no deployment to roll back" in err
+
+
+def test_missing_or_inconsistent_model_is_refused(deploy_project: Path, deploy_cli) -> None:
+    (deploy_project / "models" / "fashion-mnist" / "model.onnx").write_bytes(b"tampered")
+    code, _, err = deploy_cli()
+    assert code != 0 and "does not match its model card" in err
+    code, _, err = deploy_cli("--model-dir", "models/nope")
+    assert code != 0 and "models/nope does not exist" in err and "dvc repro" in err
+    assert not (deploy_project / ".edge").exists()
+
+
+def test_missing_evaluation_falls_back_to_the_card(deploy_project: Path, deploy_cli) -> None:
+    (deploy_project / "metrics" / "evaluate.json").unlink()
+    code, out, err = deploy_cli("--dry-run")
+    assert code == 0, err
+    assert "using the model card's test accuracy" in out
+
+
+def test_gcp_target_is_not_available_yet(deploy_project: Path, deploy_cli) -> None:
+    (deploy_project / "edge.yaml").write_text("version: 1\ntarget: gcp\ngcp:\n  project: my-project-123\n")
+    code, _, err = deploy_cli()
+    assert code == 2
+    assert "target 'gcp'" in err and "not available yet" in err
+
+
+def test_flag_conflicts(deploy_project: Path, deploy_cli) -> None:
+    assert deploy_cli("--rollback", "--version", "1")[0] == 2
+    assert deploy_cli("--rollback", "--force")[0] == 2
+
+
+def test_endpoint_describe_before_any_deployment(deploy_project: Path, edge_cli) -> None:
+    code, out, _ = edge_cli("endpoint", "describe")
+    assert code == 0 and "no versions registered" in out
+
+
+def test_serve_without_a_deployment_says_what_to_do(deploy_project: Path, edge_cli) -> None:
+    code, _, err = edge_cli("serve")
+    assert code == 2 and "deploy-vertex.py" in err
+
+
+def test_entry_point_script(deploy_project: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, str(repo / "deploy-vertex.py"), "--dry-run"],
+        cwd=deploy_project,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "would register" in proc.stdout

@@ -1,0 +1,120 @@
+"""Micro-batching: concurrent requests share model calls, bounded by size, never split."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from vertex_edge.serving.batching import MicroBatcher
+
+
+class FakeModel:
+    def __init__(self, name: str = "m", delay: float = 0.0) -> None:
+        self.name = name
+        self.delay = delay
+        self.calls: list[int] = []
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.calls.append(len(batch))
+        if self.delay:
+            time.sleep(self.delay)
+        # echo: "probabilities" = the image's first pixel, so results can be matched to requests
+        return np.repeat(batch[:, :1, 0], 10, axis=1)
+
+
+def _images(n: int, value: float) -> np.ndarray:
+    return np.full((n, 28, 28), value, dtype=np.float32)
+
+
+async def _with_batcher(model: FakeModel, coro, **kw):
+    batcher = MicroBatcher(lambda: model, lambda m, b: m.run(b), **kw)
+    await batcher.start()
+    try:
+        return await coro(batcher)
+    finally:
+        await batcher.stop()
+
+
+def test_concurrent_requests_are_batched_and_answered_in_order() -> None:
+    model = FakeModel(delay=0.02)
+
+    async def scenario(batcher):
+        return await asyncio.gather(*(batcher.submit(_images(1, float(i))) for i in range(40)))
+
+    results = asyncio.run(_with_batcher(model, scenario, max_batch=16, max_wait_s=0.002))
+    for i, (probs, used) in enumerate(results):
+        assert used is model
+        assert probs.shape == (1, 10) and probs[0, 0] == i
+    assert sum(model.calls) == 40
+    assert len(model.calls) < 40 and max(model.calls) <= 16
+
+
+def test_a_request_is_never_split_and_a_big_one_runs_alone() -> None:
+    model = FakeModel(delay=0.01)
+
+    async def scenario(batcher):
+        return await asyncio.gather(
+            batcher.submit(_images(6, 1)), batcher.submit(_images(6, 2)), batcher.submit(_images(20, 3))
+        )
+
+    results = asyncio.run(_with_batcher(model, scenario, max_batch=10, max_wait_s=0.005))
+    assert [r[0].shape[0] for r in results] == [6, 6, 20]
+    assert [float(r[0][0, 0]) for r in results] == [1, 2, 3]
+    assert model.calls == [6, 6, 20]
+
+
+def test_lone_request_does_not_wait_longer_than_max_wait() -> None:
+    model = FakeModel()
+
+    async def scenario(batcher):
+        started = time.perf_counter()
+        await batcher.submit(_images(1, 0))
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(_with_batcher(model, scenario, max_batch=512, max_wait_s=0.05))
+    assert elapsed < 1.0  # generous: a loaded CI machine; the wait itself is 50 ms
+
+
+def test_a_model_error_fails_only_that_batch() -> None:
+    class Flaky(FakeModel):
+        def run(self, batch):
+            if batch[0, 0, 0] == 13:
+                raise RuntimeError("bad batch")
+            return super().run(batch)
+
+    model = Flaky()
+
+    async def scenario(batcher):
+        with pytest.raises(RuntimeError, match="bad batch"):
+            await batcher.submit(_images(1, 13))
+        probs, _ = await batcher.submit(_images(1, 5))
+        return probs
+
+    probs = asyncio.run(_with_batcher(model, scenario, max_batch=4, max_wait_s=0))
+    assert probs[0, 0] == 5
+
+
+def test_the_model_is_taken_per_batch() -> None:
+    holder = {"model": FakeModel("old")}
+
+    async def scenario():
+        batcher = MicroBatcher(lambda: holder["model"], lambda m, b: m.run(b), max_batch=8, max_wait_s=0)
+        await batcher.start()
+        try:
+            _, first = await batcher.submit(_images(1, 0))
+            holder["model"] = FakeModel("new")
+            _, second = await batcher.submit(_images(1, 0))
+            return first.name, second.name
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(scenario()) == ("old", "new")
+
+
+def test_submit_before_start_is_an_error() -> None:
+    batcher = MicroBatcher(lambda: None, lambda m, b: b)
+    with pytest.raises(RuntimeError, match="not started"):
+        asyncio.run(batcher.submit(_images(1, 0)))
