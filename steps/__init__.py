@@ -10,7 +10,9 @@ import sys
 from collections.abc import Callable
 
 
-def run_step(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], None], argv: list[str] | None) -> int:
+def run_step(
+    parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], None], argv: list[str] | None
+) -> int:
     """Parse ``argv`` and run ``body``; map library errors to a message and exit code."""
     from vertex_edge.errors import EdgeError
 

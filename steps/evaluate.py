@@ -32,8 +32,13 @@ def run(args: argparse.Namespace) -> None:
 
     params = load_params(args.params)
     result = evaluate_model(args.model_dir, args.data_dir)
-    write_reports(result, metrics=args.metrics, confusion_csv=args.confusion, confusion_png=args.confusion_png,
-                  min_accuracy=params.evaluate.min_accuracy)
+    write_reports(
+        result,
+        metrics=args.metrics,
+        confusion_csv=args.confusion,
+        confusion_png=args.confusion_png,
+        min_accuracy=params.evaluate.min_accuracy,
+    )
     print(f"evaluate: test accuracy {result.accuracy:.4f} (gate {params.evaluate.min_accuracy:.4f})")
     quality_gate(result.accuracy, params.evaluate.min_accuracy)
 

@@ -19,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m steps.train", description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", type=Path, required=True, help="prepared data (train.npz, test.npz, meta.json)")
     p.add_argument("--params", type=Path, required=True, help="params.yaml (the 'train' section is used)")
-    p.add_argument("--model-dir", type=Path, required=True, help="output folder: model.keras, model.onnx, model_card.json")
+    p.add_argument(
+        "--model-dir", type=Path, required=True, help="output folder: model.keras, model.onnx, model_card.json"
+    )
     p.add_argument("--metrics", type=Path, required=True, help="train metrics (JSON)")
     p.add_argument("--history", type=Path, required=True, help="per-epoch history (CSV, DVC plots)")
     p.add_argument("--config", type=Path, default=Path("edge.yaml"), help="edge.yaml, for the tracking settings")
@@ -31,8 +33,8 @@ def run(args: argparse.Namespace) -> None:
     from vertex_edge.config import EdgeConfig, load_config
     from vertex_edge.params import load_params
     from vertex_edge.provision.local import LocalLayout
-    from vertex_edge.trainer import TrainOutputs, run_tracked_training
     from vertex_edge.tracking import resolve_tracking
+    from vertex_edge.trainer import TrainOutputs, run_tracked_training
 
     repo = Path.cwd()
     config = load_config(args.config) if args.config.exists() else EdgeConfig()

@@ -85,7 +85,9 @@ class GcpConfig(_Strict):
     artifact_repository: str = Field(default="edge", pattern=_NAME_RE)
     cluster: str = Field(default="edge-cluster", pattern=_NAME_RE)
     sacred_namespace: str = Field(default="sacred", pattern=_NAME_RE)
-    endpoint: str | None = Field(default=None, description="Vertex AI endpoint display name; default '<model>-endpoint'")
+    endpoint: str | None = Field(
+        default=None, description="Vertex AI endpoint display name; default '<model>-endpoint'"
+    )
 
     @property
     def bucket_name(self) -> str:
@@ -207,8 +209,14 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         msg = re.sub(r"^Value error, ", "", msg)
         expected = _expected_form(loc)
         got = err.get("input")
+        if isinstance(got, str) and "://" in got:
+            from vertex_edge.tracking import redact_url
+
+            got = redact_url(got)  # never echo a password back
         got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  - {key}: {msg}{got_s}" + (f"; expected {expected}" if expected and expected not in msg else ""))
+        lines.append(
+            f"  - {key}: {msg}{got_s}" + (f"; expected {expected}" if expected and expected not in msg else "")
+        )
     return "\n".join(lines)
 
 
@@ -230,9 +238,7 @@ def load_config(path: Path) -> EdgeConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path} not found", hint="run 'python edge.py setup' to create it"
-        ) from None
+        raise ConfigError(f"{path} not found", hint="run 'python edge.py setup' to create it") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     try:

@@ -23,9 +23,7 @@ def init(repo: Path) -> None:
 
 def config_get(repo: Path, key: str, *, level: str = "local") -> str | None:
     """Read one config value at ``level`` (local, repo, ...); None if unset."""
-    result = proc.run(
-        [sys.executable, "-m", "dvc", "config", f"--{level}", key], cwd=repo, check=False
-    )
+    result = proc.run([sys.executable, "-m", "dvc", "config", f"--{level}", key], cwd=repo, check=False)
     if result.returncode != 0:
         return None
     value = (result.stdout or b"").decode().strip()

@@ -44,7 +44,10 @@ def predict_onnx(model_path: Path, images: np.ndarray, batch_size: int = 1024) -
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
         raise DataError(f"cannot load {model_path}: {exc}") from None
     name = session.get_inputs()[0].name
-    out = [session.run(None, {name: images[i : i + batch_size].astype(np.float32)})[0] for i in range(0, len(images), batch_size)]
+    out = [
+        session.run(None, {name: images[i : i + batch_size].astype(np.float32)})[0]
+        for i in range(0, len(images), batch_size)
+    ]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -92,7 +95,9 @@ def render_confusion_png(ev: Evaluation) -> bytes:
     return buf.getvalue()
 
 
-def write_reports(ev: Evaluation, *, metrics: Path, confusion_csv: Path, confusion_png: Path, min_accuracy: float) -> dict[str, Any]:
+def write_reports(
+    ev: Evaluation, *, metrics: Path, confusion_csv: Path, confusion_png: Path, min_accuracy: float
+) -> dict[str, Any]:
     data = {
         "accuracy": round(ev.accuracy, 6),
         "log_loss": round(ev.log_loss, 6),
@@ -102,7 +107,9 @@ def write_reports(ev: Evaluation, *, metrics: Path, confusion_csv: Path, confusi
         "per_class": ev.per_class(),
     }
     atomic_write_json(metrics, data)
-    rows = ["actual,predicted"] + [f"{ev.labels[a]},{ev.labels[p]}" for a, p in zip(ev.actual, ev.predicted, strict=True)]
+    rows = ["actual,predicted"] + [
+        f"{ev.labels[a]},{ev.labels[p]}" for a, p in zip(ev.actual, ev.predicted, strict=True)
+    ]
     atomic_write_text(confusion_csv, "\n".join(rows) + "\n")
     atomic_write_bytes(confusion_png, render_confusion_png(ev))
     return data

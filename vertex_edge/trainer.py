@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,9 @@ def load_meta(data_dir: Path) -> dict[str, Any]:
     try:
         return json.loads((data_dir / "meta.json").read_text())
     except FileNotFoundError:
-        raise DataError(f"{data_dir / 'meta.json'} not found", hint="run the prepare stage first ('dvc repro')") from None
+        raise DataError(
+            f"{data_dir / 'meta.json'} not found", hint="run the prepare stage first ('dvc repro')"
+        ) from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{data_dir / 'meta.json'} is not valid JSON: {exc}") from None
 
@@ -73,7 +75,7 @@ def write_outputs(
     then the metrics and history files. Every file is replaced atomically."""
     import keras
 
-    created = datetime.now(timezone.utc).replace(microsecond=0)
+    created = datetime.now(UTC).replace(microsecond=0)
     with atomic_dir(outputs.model_dir) as tmp:
         result.model.save(tmp / "model.keras")
         onnx_diff = export_onnx(result.model, tmp / "model.onnx", sample)
@@ -83,7 +85,9 @@ def write_outputs(
         }
         import onnxruntime as ort
 
-        input_name = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+        input_name = (
+            ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+        )
         card = {
             "name": model_name,
             "version": f"{created.strftime('%Y%m%dT%H%M%SZ')}-{artifacts['model.onnx']['sha256'][:8]}",
@@ -105,7 +109,11 @@ def write_outputs(
             },
             "artifacts": artifacts,
             "onnx_max_abs_diff": onnx_diff,
-            "framework": {"keras": keras.__version__, "backend": keras.backend.backend(), "python": platform.python_version()},
+            "framework": {
+                "keras": keras.__version__,
+                "backend": keras.backend.backend(),
+                "python": platform.python_version(),
+            },
             "sacred_run_id": run_id,
             **(extra_card or {}),
         }
@@ -190,7 +198,9 @@ def run_tracked_training(
             for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
                 if key in logs:
                     _run.log_scalar(key, logs[key], epoch)
-            shown = "  ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs)
+            shown = "  ".join(
+                f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs
+            )
             echo(f"epoch {epoch}/{params.epochs}  {shown}  ({seconds:.1f}s)")
 
         result = train(train_split, test_split, params, num_classes=len(meta["labels"]), on_epoch=on_epoch)
@@ -199,7 +209,13 @@ def run_tracked_training(
             f"({result.epochs_run} epochs, best {result.best_epoch}, {result.seconds:.0f}s)"
         )
         card = write_outputs(
-            result, outputs, meta=meta, params=params, model_name=model_name, git=git, run_id=run_id,
+            result,
+            outputs,
+            meta=meta,
+            params=params,
+            model_name=model_name,
+            git=git,
+            run_id=run_id,
             sample=test_split.images[:256],
         )
         onnx = outputs.model_dir / "model.onnx"

@@ -128,7 +128,9 @@ def train(
     if model is None:
         model = build_model(params.model, image_shape=image_shape, num_classes=num_classes, seed=params.seed)  # type: ignore[arg-type]
     steps = max(1, math.ceil(len(train_part.labels) / params.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(params.learning_rate, decay_steps=steps * params.epochs, alpha=0.01)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        params.learning_rate, decay_steps=steps * params.epochs, alpha=0.01
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=schedule),
         loss="sparse_categorical_crossentropy",

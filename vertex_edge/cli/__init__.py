@@ -57,14 +57,20 @@ def _register() -> None:
     setup.register(app)
     data.register(app)
     experiments.register(app)
+    from vertex_edge.cli import teardown
+
+    teardown.register(app)
     from vertex_edge.cli import serve as serve_cli
 
     serve_cli.register(app)
+    from vertex_edge.cli import webapp
+
+    webapp.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
-    import click
+    from typer.exceptions import TyperException
 
     from vertex_edge.errors import EdgeError
 
@@ -77,17 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgeError as exc:
         _print_error(exc.message, exc.hint)
         return exc.exit_code
-    except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - depends on click version
-        click.echo(exc.ctx.get_help() if exc.ctx else "")
-        return 0
-    except click.ClickException as exc:
-        exc.show()
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         print("\naborted", file=sys.stderr)
         return 130
+    except TyperException as exc:  # usage errors: bad option, missing argument, no such command
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        return int(getattr(exc, "exit_code", 2))
 
 
 def _print_error(message: str, hint: str | None) -> None:

@@ -51,9 +51,7 @@ def seed(
     repo = app_ctx.repo
     app_ctx.config()  # edge.yaml must exist and be valid
     if not dvc.is_initialised(repo) or dvc.default_remote(repo) is None:
-        raise NotProvisionedError(
-            "no DVC default remote is configured", hint="run 'python edge.py setup' first"
-        )
+        raise NotProvisionedError("no DVC default remote is configured", hint="run 'python edge.py setup' first")
     manifest_path = manifest or (repo / DEFAULT_MANIFEST)
     spec = load_manifest(manifest_path if manifest_path.is_absolute() else repo / manifest_path)
     dest = repo / spec.dir
@@ -61,7 +59,9 @@ def seed(
         mirror = (Path(os.getcwd()) / mirror).resolve()
 
     console = app_ctx.console
-    console.print(f"dataset {spec.name}: {len(spec.files)} files -> {spec.dir}" + (f" (mirror {mirror})" if mirror else ""))
+    console.print(
+        f"dataset {spec.name}: {len(spec.files)} files -> {spec.dir}" + (f" (mirror {mirror})" if mirror else "")
+    )
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -39,7 +39,9 @@ def open_store(app_ctx: AppContext):  # noqa: ANN201
 
     target = tracking_target(app_ctx)
     if target.kind == "off":
-        raise UsageError("experiment tracking is off (EDGE_OFFLINE or tracking.enabled: false): there are no runs to show")
+        raise UsageError(
+            "experiment tracking is off (EDGE_OFFLINE or tracking.enabled: false): there are no runs to show"
+        )
     if target.kind == "file":
         return target, FileExperimentStore(target.path)
     return target, MongoExperimentStore(connect_mongo(target), target.db)
@@ -73,20 +75,29 @@ def list_runs(
     for r in rows:
         acc = r["test_accuracy"]
         table.add_row(
-            r["id"], r["status"], r["start"], r["commit"], r["data"], r["params"],
+            r["id"],
+            r["status"],
+            r["start"],
+            r["commit"],
+            r["data"],
+            r["params"],
             f"{acc:.4f}" if isinstance(acc, (int, float)) else "-",
         )
     app_ctx.console.print(table)
 
 
 @exp_app.command("show")
-def show(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="The run id (see 'experiments list').")]) -> None:
+def show(
+    ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="The run id (see 'experiments list').")]
+) -> None:
     """One run in full: config, git, data version, per-epoch metrics, test metrics, artifacts."""
     app_ctx: AppContext = ctx.obj
     target, store = open_store(app_ctx)
     run = store.get_run(run_id)
     if run is None:
-        raise UsageError(f"no run with id {run_id!r} in {target.describe()}", hint="see 'python edge.py experiments list'")
+        raise UsageError(
+            f"no run with id {run_id!r} in {target.describe()}", hint="see 'python edge.py experiments list'"
+        )
     app_ctx.console.print_json(json.dumps(_jsonable(run), default=str))
 
 

@@ -34,7 +34,8 @@ def setup(
         typer.Option("--target", envvar="EDGE_TARGET", help="Where to provision: 'local' (this machine) or 'gcp'."),
     ] = None,
     model_name: Annotated[
-        Optional[str], typer.Option("--model-name", envvar="EDGE_MODEL_NAME", help="Model name (default fashion-mnist).")
+        Optional[str],
+        typer.Option("--model-name", envvar="EDGE_MODEL_NAME", help="Model name (default fashion-mnist)."),
     ] = None,
     storage_root: Annotated[
         Optional[str],
@@ -61,7 +62,9 @@ def setup(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", envvar="EDGE_YES", help="No questions: use flags, env and defaults.")
     ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (each resource: create/keep); change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (each resource: create/keep); change nothing.")
+    ] = False,
 ) -> None:
     """Create or check edge.yaml, then provision the target idempotently.
 
@@ -220,4 +223,3 @@ def _state_store(app_ctx: AppContext, config: EdgeConfig):  # noqa: ANN202 - Sta
     from vertex_edge.provision.local import LocalLayout
 
     return LocalLayout.from_config(config, app_ctx.repo).state_store()
-

@@ -25,7 +25,9 @@ def print_plan(
 ) -> None:
     console.print(f"[bold]{escape(title)}[/]")
     if config_action is not None and config_path is not None:
-        console.print(f"  [{_STYLE[config_action]}]{config_action.describe():<13}[/] edge.yaml  {escape(str(config_path))}")
+        console.print(
+            f"  [{_STYLE[config_action]}]{config_action.describe():<13}[/] edge.yaml  {escape(str(config_path))}"
+        )
     for item in items:
         action = item.check.action
         console.print(
@@ -33,9 +35,7 @@ def print_plan(
         )
 
 
-def progress_callbacks(
-    console: Console, total: int
-) -> tuple[Callable[[PlanItem], None], Callable[[StepResult], None]]:
+def progress_callbacks(console: Console, total: int) -> tuple[Callable[[PlanItem], None], Callable[[StepResult], None]]:
     counter = {"n": 0}
 
     def on_start(item: PlanItem) -> None:

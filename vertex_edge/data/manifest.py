@@ -65,7 +65,5 @@ def load_manifest(path: Path) -> DatasetManifest:
     try:
         return DatasetManifest.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"dataset manifest {path} is invalid: {problems}") from None

@@ -57,9 +57,10 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray], *, compresslevel: int =
     ``np.savez_compressed`` always uses zlib's default level; level 1 is ~4x faster for a
     few percent more bytes, which keeps ``prepare`` under a second on the full data.
     """
-    with atomic_path(path) as tmp, zipfile.ZipFile(
-        tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
-    ) as zf:
+    with (
+        atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as zf,
+    ):
         for name, arr in arrays.items():
             with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
@@ -68,7 +69,9 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray], *, compresslevel: int =
 def prepare(manifest: DatasetManifest, raw_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Validate and convert both splits; return the data report. Outputs are atomic."""
     with ThreadPoolExecutor(max_workers=2) as pool:  # gzip and zlib release the GIL
-        splits = dict(zip(("train", "test"), pool.map(lambda s: load_split(manifest, raw_dir, s), ("train", "test")), strict=True))
+        splits = dict(
+            zip(("train", "test"), pool.map(lambda s: load_split(manifest, raw_dir, s), ("train", "test")), strict=True)
+        )
         version = pool.submit(data_version, manifest, raw_dir)
         writes = [
             pool.submit(write_npz, out_dir / f"{name}.npz", {"images": s.images, "labels": s.labels})

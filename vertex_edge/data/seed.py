@@ -37,9 +37,11 @@ def http_fetch(url: str, dest: Path, progress: Progress | None = None, *, timeou
     import urllib.error
     import urllib.request
 
-    req = urllib.request.Request(url, headers={"User-Agent": "vertex-edge-data-seed"})
+    if not url.startswith(("http://", "https://")):
+        raise DownloadError(f"cannot download {url}: only http(s) sources are allowed")
+    req = urllib.request.Request(url, headers={"User-Agent": "vertex-edge-data-seed"})  # noqa: S310 - scheme checked
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:  # noqa: S310 - http(s) only
+        with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:  # noqa: S310 - scheme checked
             total = resp.headers.get("Content-Length")
             total_i = int(total) if total and total.isdigit() else None
             done = 0
@@ -92,7 +94,9 @@ def checksum_error(name: str, spec: DataFile, v: Verification) -> ChecksumError:
     if v.md5_uncompressed:
         actual += f", md5 {v.md5_uncompressed} (uncompressed)"
     lead = f"{name}: {v.problem}; " if v.problem else f"{name}: checksum mismatch; "
-    return ChecksumError(f"{lead}expected {expected}, got {actual}", hint="the file is corrupt or truncated; it was not kept")
+    return ChecksumError(
+        f"{lead}expected {expected}, got {actual}", hint="the file is corrupt or truncated; it was not kept"
+    )
 
 
 @dataclass
@@ -115,7 +119,10 @@ def seed_files(
     """Make ``dest_dir`` hold every manifest file, verified. Valid files already there are kept."""
     dest_dir.mkdir(parents=True, exist_ok=True)
     if mirror is not None and not mirror.is_dir():
-        raise DataError(f"mirror folder {mirror} does not exist", hint=f"point --mirror or {MIRROR_ENV} at a folder holding the .gz files")
+        raise DataError(
+            f"mirror folder {mirror} does not exist",
+            hint=f"point --mirror or {MIRROR_ENV} at a folder holding the .gz files",
+        )
     outcomes: list[FileOutcome] = []
     for spec in manifest.files:
         target = dest_dir / spec.name

@@ -17,7 +17,7 @@ from vertex_edge.errors import EdgeError
 from vertex_edge.state import Resource
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     KEEP = "keep"  # exists, nothing to do
     CREATE = "create"
     UPDATE = "update"

@@ -1,0 +1,136 @@
+"""The trainer on a few hundred synthetic images: outputs, ONNX parity, Sacred records."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vertex_edge.data.prepare import Split
+from vertex_edge.params import AugmentParams, TrainParams
+from vertex_edge.training import augment_batch, split_train_val
+
+FAST = TrainParams(epochs=1, batch_size=32, validation_split=0.2, early_stopping_patience=0)
+
+
+def test_augment_keeps_shape_and_content() -> None:
+    rng = np.random.default_rng(0)
+    images = np.zeros((64, 28, 28), np.uint8)
+    images[:, 10:18, 10:18] = 255
+    out = augment_batch(images, AugmentParams(flip=True, shift=2), rng)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    assert (out.sum(axis=(1, 2)) == images.sum(axis=(1, 2))).all()  # a centred square never leaves the frame
+    assert not (out == images).all()
+    same = augment_batch(images, AugmentParams(flip=False, shift=0), rng)
+    np.testing.assert_array_equal(same, images)
+
+
+def test_split_is_seeded_and_honours_subset() -> None:
+    split = Split(np.arange(1000 * 4, dtype=np.uint8).reshape(1000, 2, 2), (np.arange(1000) % 10).astype(np.uint8))
+    params = TrainParams(subset=200, validation_split=0.1, seed=7)
+    a, va = split_train_val(split, params)
+    b, vb = split_train_val(split, params)
+    assert len(a.labels) == 180 and len(va.labels) == 20
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+@pytest.mark.slow
+def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path: Path) -> None:
+    from vertex_edge.tracking import FileExperimentStore, TrackingTarget, summarize
+    from vertex_edge.trainer import TrainOutputs, run_tracked_training
+
+    outputs = TrainOutputs(
+        tmp_path / "model", tmp_path / "metrics" / "train.json", tmp_path / "reports" / "history.csv"
+    )
+    lines: list[str] = []
+    card = run_tracked_training(
+        data_dir=prepared,
+        params=FAST.model_copy(update={"epochs": 2}),
+        outputs=outputs,
+        tracking=TrackingTarget("file", path=tmp_path / "runs"),
+        model_name="fashion-mnist",
+        repo=tmp_path,
+        echo=lines.append,
+    )
+    assert sorted(p.name for p in outputs.model_dir.iterdir()) == ["model.keras", "model.onnx", "model_card.json"]
+    assert card["labels"][9] == "Ankle boot" and len(card["labels"]) == 10
+    assert card["onnx_max_abs_diff"] <= 1e-4
+    assert card["sacred_run_id"] == "1"
+    assert card["artifacts"]["model.onnx"]["sha256"]
+    assert json.loads((outputs.model_dir / "model_card.json").read_text()) == card
+    assert outputs.history.read_text().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
+    assert len(outputs.history.read_text().splitlines()) == 3
+    assert any(line.startswith("epoch 1/2") for line in lines)
+
+    run = FileExperimentStore(tmp_path / "runs").get_run("1")
+    assert run["status"] == "COMPLETED"
+    assert run["config"]["epochs"] == 2
+    assert run["info"]["data_version"] == json.loads((prepared / "meta.json").read_text())["data_version"]
+    assert run["info"]["model"]["sha256"] == card["artifacts"]["model.onnx"]["sha256"]
+    assert set(run["metrics"]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy"}
+    assert run["metrics"]["loss"]["steps"] == [1, 2]
+    assert "git" in run["info"] and "host" in run["info"]
+    assert summarize(run)["test_accuracy"] == pytest.approx(card["metrics"]["test_accuracy"], abs=1e-6)
+
+    import onnxruntime as ort
+
+    from vertex_edge.data.prepare import load_npz
+
+    test = load_npz(prepared / "test.npz")
+    session = ort.InferenceSession(str(outputs.model_dir / "model.onnx"))
+    probs = session.run(None, {card["input"]["name"]: test.images[:8].astype(np.float32)})[0]
+    assert probs.shape == (8, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_sigterm_marks_run_interrupted_and_writes_no_model(prepared: Path, tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  epochs: 200\n  batch_size: 16\n  early_stopping_patience: 0\n")
+    env = dict(os.environ, EDGE_EXPERIMENTS_DIR=str(tmp_path / "runs"), TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env.pop("EDGE_OFFLINE", None)
+    env.pop("EDGE_MONGODB_URL", None)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "steps.train",
+            "--data-dir",
+            str(prepared),
+            "--params",
+            str(params),
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--metrics",
+            str(tmp_path / "m.json"),
+            "--history",
+            str(tmp_path / "h.csv"),
+            "--config",
+            str(tmp_path / "none.yaml"),
+        ],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        if line.startswith("epoch 1/") or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, rest
+    run = json.loads((tmp_path / "runs" / "1" / "run.json").read_text())
+    assert run["status"] == "INTERRUPTED"
+    assert not (tmp_path / "model").exists()
+    assert not list(tmp_path.glob(".model*"))
