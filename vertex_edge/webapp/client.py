@@ -91,23 +91,25 @@ class _Response(BaseModel):
 _BAD_RESPONSE = "The prediction endpoint sent an answer this app does not understand."
 
 
-def parse_response(body: Any, *, fallback_version: str | None = None) -> Prediction:
+def parse_response(body: Any, *, source: str = "endpoint", fallback_version: str | None = None) -> Prediction:
     """The first prediction of a Vertex-contract response body. Raises :class:`CloudError`."""
     try:
         response = _Response.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "(body)"
-        log.warning("endpoint response is not in the expected form: %s: %s", where, first.get("msg"))
+        log.warning("%s: response is not in the expected form: %s: %s", source, where, first.get("msg"))
         raise CloudError(_BAD_RESPONSE) from None
     item = response.predictions[0]
     probs = tuple(float(p) for p in item.probabilities)
     if not all(math.isfinite(p) and -1e-6 <= p <= 1 + 1e-6 for p in probs):
-        log.warning("endpoint returned probabilities outside 0..1: %s", probs)
+        log.warning("%s: response has probabilities outside 0..1: %s", source, probs)
         raise CloudError(_BAD_RESPONSE)
     probs = tuple(min(1.0, max(0.0, p)) for p in probs)
     if item.label != CLASS_NAMES[item.class_id]:
-        log.warning("endpoint label %r for class %d differs from %r", item.label, item.class_id, CLASS_NAMES[item.class_id])
+        log.warning(
+            "%s: label %r for class %d differs from %r", source, item.label, item.class_id, CLASS_NAMES[item.class_id]
+        )
     version = item.model_version or response.model_version or fallback_version or "unknown"
     return Prediction(label=item.label, class_id=item.class_id, probabilities=probs, model_version=version)
 
@@ -157,7 +159,7 @@ class HttpPredictionClient:
         except ValueError:
             log.warning("prediction server %s answered with a body that is not JSON", self.url)
             raise CloudError(_BAD_RESPONSE) from None
-        return parse_response(body)
+        return parse_response(body, source=f"prediction server {self.url}")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -223,7 +225,11 @@ class VertexPredictionClient:
         except Exception as exc:  # noqa: BLE001 - every SDK/transport failure becomes a CloudError
             raise self._map_error(exc) from None
         body = {"predictions": list(getattr(response, "predictions", None) or [])}
-        return parse_response(body, fallback_version=_vertex_version(response))
+        return parse_response(
+            body,
+            source=f"Vertex AI endpoint {self.endpoint_id} in {self.project}/{self.region}",
+            fallback_version=_vertex_version(response),
+        )
 
     def _map_error(self, exc: Exception) -> CloudError:
         where = f"Vertex AI endpoint {self.endpoint_id} in {self.project}/{self.region}"

@@ -151,6 +151,16 @@ def _format_errors(exc: ValidationError, data: Mapping[str, Any]) -> str:
         var = ENV_VARS.get(name, name)
         field = WebappSettings.model_fields.get(name)
         expected = field.description if field is not None and field.description else ""
-        got = f" (got {data[name]!r})" if name in data else ""
+        got = f" (got {_redact(data[name])!r})" if name in data else ""
         lines.append(f"  - {var}: {msg}{got}" + (f"; expected {expected}" if expected and expected not in msg else ""))
     return "\n".join(lines)
+
+
+def _redact(value: Any) -> Any:
+    """A URL's password (or user) must not reach a log or a terminal."""
+    if isinstance(value, str) and "@" in value and "://" in value:
+        parts = urlsplit(value)
+        if parts.username or parts.password:
+            host = parts.netloc.rsplit("@", 1)[-1]
+            return parts._replace(netloc=f"***@{host}").geturl()
+    return value
