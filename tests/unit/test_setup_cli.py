@@ -140,3 +140,45 @@ def test_unknown_flag_is_a_usage_error(project: Path) -> None:
     result = run_edge(project, "setup", "--colour", "blue")
     assert result.returncode == 2
     assert "No such option" in result.stderr
+
+
+def test_wizard_on_a_terminal(project: Path) -> None:
+    """On a TTY with no edge.yaml, setup asks; Enter keeps each default."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import tool_env
+
+    env = tool_env()
+    env.pop("CI", None)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "edge.py", "setup", "--dry-run"], cwd=project, env=env, stdin=slave, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    answers = iter(["local", "boots", "store2", "none"])
+    seen = b""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        seen += chunk
+        if chunk.rstrip().endswith(b":"):
+            os.write(master, (next(answers, "") + "\n").encode())
+    proc.wait(timeout=60)
+    os.close(master)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0, text
+    for question in ("Target (local or gcp)", "Model name", "Storage root", "MongoDB URL"):
+        assert question in text
+    assert "store2" in text and "dry run: nothing was changed" in text
+    assert not (project / "edge.yaml").exists()
