@@ -206,14 +206,19 @@ def array_to_png(array: np.ndarray) -> bytes:
 # --------------------------------------------------------------------------- instances
 
 
-def instance_to_array(instance: object) -> np.ndarray:
-    """One prediction instance -> float32 (28, 28), values 0..255. See the module docstring."""
+def instance_to_array(instance: object, *, check_booleans: bool = True) -> np.ndarray:
+    """One prediction instance -> float32 (28, 28), values 0..255. See the module docstring.
+
+    JSON ``true``/``false`` are refused as non-numeric. Finding them costs a pass over the
+    values, so a caller that knows there are none (the server: no ``true``/``false`` literal
+    anywhere in the raw body) may pass ``check_booleans=False``.
+    """
     if isinstance(instance, dict):
         return _from_b64_instance(instance)
     if isinstance(instance, np.ndarray):
         return _from_ndarray(instance)
     if isinstance(instance, (list, tuple)):
-        return _from_numbers(instance)
+        return _from_numbers(instance, check_booleans)
     raise PreprocessError(f"got {_describe(instance)}; expected {_EXPECTED}")
 
 
@@ -259,7 +264,7 @@ def _from_ndarray(arr: np.ndarray) -> np.ndarray:
     return _checked(arr.reshape(SIDE, SIDE), nested=True, source=None)
 
 
-def _from_numbers(values: Sequence[object]) -> np.ndarray:
+def _from_numbers(values: Sequence[object], check_booleans: bool = True) -> np.ndarray:
     if len(values) == 0:
         raise PreprocessError(f"the instance is an empty list; expected {_EXPECTED}")
     nested = isinstance(values[0], (list, tuple))
@@ -271,13 +276,13 @@ def _from_numbers(values: Sequence[object]) -> np.ndarray:
                 raise PreprocessError(f"row {r} is {_describe(row)}; expected a list of 28 numbers")
             if len(row) != SIDE:
                 raise PreprocessError(f"row {r} has {len(row)} values; expected 28 rows of 28 numbers")
-        has_bool = any(bool in map(type, row) for row in values)
+        has_bool = check_booleans and any(bool in map(type, row) for row in values)
     else:
         if len(values) != PIXELS:
             raise PreprocessError(
                 f"flat list has {len(values)} values; expected 784 (a 28x28 image, row by row) or 28 rows of 28"
             )
-        has_bool = bool in map(type, values)
+        has_bool = check_booleans and bool in map(type, values)
     if has_bool:
         _diagnose(values, nested)
     try:

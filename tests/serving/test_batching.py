@@ -52,7 +52,7 @@ def test_concurrent_requests_are_batched_and_answered_in_order() -> None:
     assert len(model.calls) < 40 and max(model.calls) <= 16
 
 
-def test_a_request_is_never_split_and_a_big_one_runs_alone() -> None:
+def test_a_request_is_never_split_across_batches_and_a_big_one_runs_in_chunks() -> None:
     model = FakeModel(delay=0.01)
 
     async def scenario(batcher):
@@ -63,7 +63,7 @@ def test_a_request_is_never_split_and_a_big_one_runs_alone() -> None:
     results = asyncio.run(_with_batcher(model, scenario, max_batch=10, max_wait_s=0.005))
     assert [r[0].shape[0] for r in results] == [6, 6, 20]
     assert [float(r[0][0, 0]) for r in results] == [1, 2, 3]
-    assert model.calls == [6, 6, 20]
+    assert model.calls == [6, 6, 10, 10]
 
 
 def test_lone_request_does_not_wait_longer_than_max_wait() -> None:
@@ -118,3 +118,35 @@ def test_submit_before_start_is_an_error() -> None:
     batcher = MicroBatcher(lambda: None, lambda m, b: b)
     with pytest.raises(RuntimeError, match="not started"):
         asyncio.run(batcher.submit(_images(1, 0)))
+
+
+def test_a_batch_waits_only_for_requests_already_arriving() -> None:
+    model = FakeModel()
+
+    async def scenario(batcher):
+        async def late(value: float, delay: float):
+            with batcher.incoming() as ticket:
+                await asyncio.sleep(delay)  # still reading its body
+                return await batcher.submit(_images(1, value), ticket)
+
+        async def dropped():
+            with batcher.incoming():
+                await asyncio.sleep(0.01)  # fails validation: never submits
+
+        return await asyncio.gather(late(1, 0), late(2, 0.01), late(3, 0.02), dropped())
+
+    asyncio.run(_with_batcher(model, scenario, max_batch=8, max_wait_s=0.5))
+    assert model.calls == [3]  # one model call for the three requests
+
+
+def test_no_wait_without_announced_requests() -> None:
+    model = FakeModel()
+
+    async def scenario(batcher):
+        started = time.perf_counter()
+        with batcher.incoming() as ticket:
+            await batcher.submit(_images(1, 0), ticket)
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(_with_batcher(model, scenario, max_batch=8, max_wait_s=5.0))
+    assert elapsed < 1.0  # the 5 s wait never started

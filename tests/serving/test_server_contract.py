@@ -220,3 +220,8 @@ def test_invalid_settings_exit_2(tmp_path: Path, server_factory) -> None:
     server = server_factory({"AIP_STORAGE_URI": str(tmp_path), "AIP_PREDICT_ROUTE": "no-slash"}, wait_ready=False)
     assert server.process.wait(timeout=60) == 2
     assert "expected a path starting with '/'" in server.logs()
+
+
+def test_booleans_are_not_pixel_values(vertex_server) -> None:
+    err = _error(_post(vertex_server, {"instances": [OK, [0] * 783 + [True]], "parameters": {"x": False}}), 400)
+    assert err["message"].startswith("instance 1: value at position 783 is a boolean (true)")

@@ -161,6 +161,12 @@ def create_app(
         return Response(jsonio.dumps(body), status_code=503, media_type=_JSON, headers={"Retry-After": "5"})
 
     async def predict(request: Request) -> Response:
+        with batcher.incoming() as ticket:
+            batch = await _parse_predict_request(request)
+            probs, model = await batcher.submit(batch, ticket)
+        return Response(jsonio.dumps(_predictions(probs, model)), media_type=_JSON)
+
+    async def _parse_predict_request(request: Request) -> np.ndarray:
         content_type = request.headers.get("content-type")
         if content_type is not None and not _is_json(content_type):
             raise Problem(
@@ -181,12 +187,12 @@ def create_app(
         fields = request.scope.get("edge.log")
         if fields is not None:
             fields["instances"] = len(instances)
+        # JSON true/false are not pixel values; skip looking for them when the body has none
+        check_booleans = b"true" in body or b"false" in body
         if any(isinstance(i, dict) for i in instances):
-            batch = await asyncio.to_thread(_to_batch, instances)  # image decoding stays off the event loop
-        else:
-            batch = _to_batch(instances)
-        probs, model = await batcher.submit(batch)
-        return Response(jsonio.dumps(_predictions(probs, model)), media_type=_JSON)
+            # image decoding stays off the event loop
+            return await asyncio.to_thread(_to_batch, instances, check_booleans)
+        return _to_batch(instances, check_booleans)
 
     app.add_api_route(
         settings.health_route,
@@ -301,13 +307,13 @@ def _instances(payload: object, max_instances: int) -> list[object]:
     return instances
 
 
-def _to_batch(instances: list[object]) -> np.ndarray:
+def _to_batch(instances: list[object], check_booleans: bool = True) -> np.ndarray:
     arrays: list[np.ndarray] = []
     details: list[dict[str, Any]] = []
     bad = 0
     for index, instance in enumerate(instances):
         try:
-            arrays.append(instance_to_array(instance))
+            arrays.append(instance_to_array(instance, check_booleans=check_booleans))
         except PreprocessError as exc:
             bad += 1
             if len(details) < _MAX_REPORTED:

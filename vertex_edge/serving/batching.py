@@ -1,10 +1,14 @@
 """Micro-batching: concurrent requests share one model call.
 
-Requests queue up; one worker task takes everything queued (up to ``max_batch`` images, never
-splitting a request), waits at most ``max_wait_s`` for more while the batch is not full, then
-runs the model once in a worker thread (ONNX Runtime releases the GIL, so the event loop keeps
-reading requests meanwhile). While a model call runs the next batch fills up, so batches grow
-with load and an idle server answers a lone request at once.
+Requests queue up; one worker task takes everything queued (up to ``max_batch`` images; a
+request is never split across batches, and one bigger than ``max_batch`` is run in chunks)
+and runs the model once in a worker thread (ONNX Runtime releases the GIL, so the event loop
+keeps reading requests meanwhile). While a model call runs the next batch
+fills up, so batches grow with load.
+
+Before running a batch that is not full, the worker waits at most ``max_wait_s`` for requests
+that have *arrived but are still being read or parsed* (see :meth:`MicroBatcher.incoming`). A
+lone request never waits, so an idle server answers at once.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -23,6 +27,15 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 M = TypeVar("M")
+
+
+class Ticket:
+    """One request on its way to the batcher (see :meth:`MicroBatcher.incoming`)."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = True
 
 
 @dataclass
@@ -43,7 +56,7 @@ class MicroBatcher(Generic[M]):
         get_model: Callable[[], M],
         run: Callable[[M, np.ndarray], np.ndarray],
         *,
-        max_batch: int = 512,
+        max_batch: int = 128,
         max_wait_s: float = 0.0005,
     ) -> None:
         self._get_model = get_model
@@ -52,6 +65,7 @@ class MicroBatcher(Generic[M]):
         self.max_wait_s = max_wait_s
         self._pending: deque[_Item] = deque()
         self._pending_images = 0
+        self._incoming = 0
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -77,9 +91,33 @@ class MicroBatcher(Generic[M]):
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def submit(self, images: np.ndarray) -> tuple[np.ndarray, M]:
+    @contextlib.contextmanager
+    def incoming(self) -> Iterator[Ticket]:
+        """Announce a request as soon as it arrives; pass the ticket to :meth:`submit`.
+
+        A batch that is not full waits (up to ``max_wait_s``) only while announced requests
+        have not been submitted yet; one that fails validation leaves the context and stops
+        counting."""
+        ticket = Ticket()
+        self._incoming += 1
+        try:
+            yield ticket
+        finally:
+            self._close(ticket)
+
+    def _close(self, ticket: Ticket) -> None:
+        if ticket.open:
+            ticket.open = False
+            self._incoming -= 1
+            if self._arrived is not None:
+                self._arrived.set()
+
+    async def submit(self, images: np.ndarray, ticket: Ticket | None = None) -> tuple[np.ndarray, M]:
         if self._arrived is None or self._task is None:
             raise RuntimeError("the batcher is not started")
+        if ticket is not None:
+            ticket.open = False
+            self._incoming -= 1
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(images, future))
         self._pending_images += len(images)
@@ -91,10 +129,10 @@ class MicroBatcher(Generic[M]):
         while not self._pending:
             self._arrived.clear()
             await self._arrived.wait()
-        if self.max_wait_s > 0 and self._pending_images < self.max_batch:
+        if self.max_wait_s > 0 and self._pending_images < self.max_batch and self._incoming > 0:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.max_wait_s
-            while self._pending_images < self.max_batch:
+            while self._pending_images < self.max_batch and self._incoming > 0:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -114,6 +152,14 @@ class MicroBatcher(Generic[M]):
         self._pending_images -= count
         return items
 
+    def _run_bounded(self, model: M, batch: np.ndarray) -> np.ndarray:
+        """One model call, or several of ``max_batch`` for a request bigger than that: the
+        model's working memory stays bounded (and the server's RSS flat)."""
+        if len(batch) <= self.max_batch:
+            return self._run(model, batch)
+        step = self.max_batch
+        return np.concatenate([self._run(model, batch[i : i + step]) for i in range(0, len(batch), step)])
+
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -124,7 +170,7 @@ class MicroBatcher(Generic[M]):
             batch = items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])
             model = self._get_model()
             try:
-                probs = await loop.run_in_executor(self._executor, self._run, model, batch)
+                probs = await loop.run_in_executor(self._executor, self._run_bounded, model, batch)
             except asyncio.CancelledError:
                 for item in items:
                     if not item.future.done():

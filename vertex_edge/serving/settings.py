@@ -12,8 +12,9 @@ variable                  meaning                                            def
 ========================  =================================================  ============
 
 Optional knobs (``EDGE_*``): ``EDGE_HOST`` (default ``0.0.0.0``), ``EDGE_MAX_INSTANCES``
-(instances per request, 512), ``EDGE_MAX_BATCH`` (images per model call, 512),
-``EDGE_BATCH_WAIT_MS`` (how long a batch waits for more requests, 0.5), ``EDGE_ORT_THREADS``
+(instances per request, 512), ``EDGE_MAX_BATCH`` (images per model call, 128; bounds the
+model's working memory),
+``EDGE_BATCH_WAIT_MS`` (how long a batch waits for requests already being read, 1), ``EDGE_ORT_THREADS``
 (ONNX Runtime intra-op threads, 0 = up to 4), ``EDGE_MAX_BODY_BYTES`` (1.5 MiB, Vertex's
 limit), ``EDGE_MODEL_CACHE`` (where a gs:// model is downloaded), ``EDGE_ENDPOINT_FILE`` (a
 local registry ``endpoint.json`` to follow: a new deployment is loaded and swapped in without
@@ -41,8 +42,8 @@ class ServerSettings:
     health_route: str = "/health"
     predict_route: str = "/predict"
     max_instances: int = 512
-    max_batch: int = 512
-    batch_wait_ms: float = 0.5
+    max_batch: int = 128
+    batch_wait_ms: float = 1.0
     ort_threads: int = 0
     max_body_bytes: int = MAX_BODY_BYTES
     model_cache: str | None = None

@@ -1,0 +1,371 @@
+"""Prediction server benchmark: the real server process on 127.0.0.1, a load generator in
+separate processes, and the in-process ONNX Runtime call as the floor - in one run.
+
+    python -m benchmarks.serving                      # models/fashion-mnist, else a same-shape CNN
+    python -m benchmarks.serving --model-dir DIR --requests 10000 --json benchmarks/results/serving.json
+
+Measures: single-instance latency p50/p99 at concurrency 1; throughput at concurrency 1, 8, 16,
+32; 64-instance requests (images/s); server RSS before/during/after a load run of N requests at
+concurrency 32 (errors counted). Bounded: every phase has a request count and a time limit,
+and only 127.0.0.1 is ever contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"  # never anything else
+PHASE_TIMEOUT_S = 300.0
+
+
+# --------------------------------------------------------------------------- model
+
+
+def synthetic_cnn(folder: Path, seed: int = 0) -> Path:
+    """A model of the trained one's shape (params.yaml: conv 32 + conv 64 with 2x2 pooling, dense
+    128, softmax 10) with random weights, plus a model card - for when no model is trained."""
+    import hashlib
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+
+    def init(name: str, shape: tuple[int, ...]) -> Any:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.05).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Reshape", ["image", "shape4"], ["x0"]),
+        helper.make_node("Div", ["x0", "scale"], ["x1"]),
+        helper.make_node("Conv", ["x1", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("MaxPool", ["r2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p2"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["d1"]),
+        helper.make_node("Relu", ["d1"], ["r3"]),
+        helper.make_node("Gemm", ["r3", "w4", "b4"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([-1, 1, 28, 28], dtype=np.int64), "shape4"),
+        numpy_helper.from_array(np.array(255.0, dtype=np.float32), "scale"),
+        init("w1", (32, 1, 3, 3)),
+        init("b1", (32,)),
+        init("w2", (64, 32, 3, 3)),
+        init("b2", (64,)),
+        init("w3", (64 * 7 * 7, 128)),
+        init("b3", (128,)),
+        init("w4", (128, 10)),
+        init("b4", (10,)),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "synthetic-cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 28, 28])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    data = model.SerializeToString()
+    (folder / "model.onnx").write_bytes(data)
+    labels = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    card = {
+        "name": "fashion-mnist",
+        "version": "synthetic-cnn",
+        "labels": labels,
+        "artifacts": {"model.onnx": {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}},
+    }
+    (folder / "model_card.json").write_text(json.dumps(card))
+    return folder
+
+
+def sample_images(count: int) -> np.ndarray:
+    path = REPO / "data" / "fashion-mnist" / "t10k-images-idx3-ubyte.gz"
+    if path.is_file():
+        import gzip
+
+        raw = gzip.decompress(path.read_bytes())
+        return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(-1, 28, 28)[:count].astype(np.float32)
+    return np.random.default_rng(1).integers(0, 256, size=(count, 28, 28)).astype(np.float32)
+
+
+def floor(model_dir: Path, threads: int) -> dict[str, float]:
+    """In-process ONNX Runtime: the same session options as the server, no HTTP."""
+    from vertex_edge.serving.model import load_model_dir
+
+    model = load_model_dir(model_dir, threads=threads)
+    images = sample_images(512)
+    one = images[:1]
+    for _ in range(50):
+        model.predict(one)
+    times = []
+    for _ in range(2000):
+        t = time.perf_counter()
+        model.predict(one)
+        times.append(time.perf_counter() - t)
+    model.predict(images)
+    batch_times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        model.predict(images)
+        batch_times.append(time.perf_counter() - t)
+    return {
+        "single_ms_p50": statistics.median(times) * 1e3,
+        "batch512_ms_per_image": statistics.median(batch_times) * 1e3 / len(images),
+    }
+
+
+# --------------------------------------------------------------------------- load generator
+
+
+def _request_bytes(port: int, path: str, body: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _worker(port: int, payload: bytes, count: int, out: list[float], errors: list[str], deadline: float) -> None:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        for _ in range(count):
+            if time.monotonic() > deadline:
+                errors.append("phase time limit reached")
+                return
+            started = time.perf_counter()
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            body = await reader.readexactly(length)
+            out.append(time.perf_counter() - started)
+            if status != 200 or not body.startswith(b'{"predictions"'):
+                errors.append(f"HTTP {status}: {body[:200]!r}")
+    finally:
+        writer.close()
+
+
+def _load_process(port: int, path: str, body: bytes, concurrency: int, requests: int, conn: Any) -> None:
+    """Runs in its own process: ``concurrency`` keep-alive connections share ``requests``."""
+    payload = _request_bytes(port, path, body)
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def main() -> float:
+        deadline = time.monotonic() + PHASE_TIMEOUT_S
+        per = [requests // concurrency + (1 if i < requests % concurrency else 0) for i in range(concurrency)]
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(_worker(port, payload, n, latencies, errors, deadline) for n in per if n), return_exceptions=True
+        )
+        errors.extend(f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException))
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(main())
+    conn.send({"latencies": latencies, "errors": errors[:20], "error_count": len(errors), "elapsed": elapsed})
+    conn.close()
+
+
+def run_load(port: int, path: str, body: bytes, concurrency: int, requests: int, processes: int = 1) -> dict[str, Any]:
+    """Drive the server from ``processes`` separate processes; merge their figures."""
+    ctx = mp.get_context("spawn")
+    procs, pipes = [], []
+    for p in range(processes):
+        share = requests // processes + (1 if p < requests % processes else 0)
+        conc = max(1, concurrency // processes + (1 if p < concurrency % processes else 0))
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_load_process, args=(port, path, body, conc, share, child))
+        proc.start()
+        procs.append(proc)
+        pipes.append(parent)
+    results = []
+    for proc, pipe in zip(procs, pipes, strict=True):
+        if not pipe.poll(PHASE_TIMEOUT_S + 30):
+            proc.kill()
+            raise RuntimeError("load generator did not finish")
+        results.append(pipe.recv())
+        proc.join()
+    latencies = sorted(x for r in results for x in r["latencies"])
+    elapsed = max(r["elapsed"] for r in results)
+    return {
+        "requests": len(latencies),
+        "errors": sum(r["error_count"] for r in results),
+        "error_samples": [e for r in results for e in r["errors"]][:5],
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed if elapsed else 0.0,
+        "p50_ms": _pct(latencies, 50),
+        "p99_ms": _pct(latencies, 99),
+    }
+
+
+def _pct(sorted_values: list[float], pct: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(pct / 100 * (len(sorted_values) - 1))))
+    return sorted_values[k] * 1e3
+
+
+# --------------------------------------------------------------------------- server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(model_dir: Path, port: int, log_path: Path, extra_env: dict[str, str]) -> subprocess.Popen:
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "EDGE_"))}
+    env.update({"AIP_STORAGE_URI": str(model_dir), "AIP_HTTP_PORT": str(port), "EDGE_HOST": HOST})
+    env.update(extra_env)
+    env["PYTHONPATH"] = str(REPO)
+    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([sys.executable, "-m", "vertex_edge.serving"], env=env, stdout=log, stderr=log, cwd=REPO)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: see {log_path}")
+        try:
+            if httpx.get(f"http://{HOST}:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server not healthy within 120 s")
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "fashion-mnist")
+    parser.add_argument("--requests", type=int, default=10_000, help="requests in the load run (max 100000)")
+    parser.add_argument("--phase-requests", type=int, default=3000, help="requests per throughput phase")
+    parser.add_argument("--load-processes", type=int, default=1, help="load generator processes")
+    parser.add_argument("--ort-threads", type=int, default=0, help="EDGE_ORT_THREADS for the server (0: default)")
+    parser.add_argument("--batch-wait-ms", type=float, default=None, help="EDGE_BATCH_WAIT_MS for the server")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    requests = min(max(args.requests, 100), 100_000)
+    phase = min(max(args.phase_requests, 100), 20_000)
+
+    tmp = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    model_dir = args.model_dir
+    model_kind = f"trained model ({model_dir})"
+    if not (model_dir / "model.onnx").is_file():
+        model_dir = synthetic_cnn(tmp / "model")
+        model_kind = "synthetic CNN of the trained model's shape (no models/fashion-mnist)"
+    images = sample_images(64)
+    single = json.dumps({"instances": [images[0].astype(int).tolist()]}).encode()
+    batch64 = json.dumps({"instances": [img.astype(int).tolist() for img in images]}).encode()
+
+    print(f"model: {model_kind}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    results: dict[str, Any] = {"model": model_kind, "cpus": os.cpu_count()}
+    results["floor"] = floor(model_dir, args.ort_threads)
+    print(
+        f"floor (in-process ONNX Runtime): single image {results['floor']['single_ms_p50']:.3f} ms, "
+        f"batch of 512 {results['floor']['batch512_ms_per_image']:.4f} ms/image"
+    )
+
+    port = _free_port()
+    extra = {}
+    if args.ort_threads:
+        extra["EDGE_ORT_THREADS"] = str(args.ort_threads)
+    if args.batch_wait_ms is not None:
+        extra["EDGE_BATCH_WAIT_MS"] = str(args.batch_wait_ms)
+    log_path = tmp / "server.log"
+    server = start_server(model_dir, port, log_path, extra)
+    try:
+        run_load(port, "/predict", single, 8, 500, args.load_processes)  # warm-up
+        results["rss_after_warmup_mb"] = rss_mb(server.pid)
+        lat = run_load(port, "/predict", single, 1, min(phase, 2000))
+        results["latency_c1"] = lat
+        print(f"single instance, concurrency 1: p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms")
+        results["throughput"] = {}
+        for conc in (1, 8, 16, 32):
+            r = run_load(port, "/predict", single, conc, phase, args.load_processes)
+            results["throughput"][str(conc)] = r
+            print(
+                f"throughput, concurrency {conc:>2}: {r['rps']:7.0f} req/s "
+                f"(p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, errors {r['errors']})"
+            )
+        results["batch64"] = {}
+        for conc in (1, 4):
+            r = run_load(port, "/predict", batch64, conc, max(100, phase // 10), args.load_processes)
+            r["images_per_s"] = r["rps"] * 64
+            results["batch64"][str(conc)] = r
+            print(
+                f"64-instance requests, concurrency {conc}: {r['images_per_s']:7.0f} images/s "
+                f"({r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, errors {r['errors']})"
+            )
+        # the load run: N requests at concurrency 32, RSS sampled every tenth
+        samples = [rss_mb(server.pid)]
+        total = {"requests": 0, "errors": 0, "seconds": 0.0}
+        chunk = requests // 10
+        for _ in range(10):
+            r = run_load(port, "/predict", single, 32, chunk, args.load_processes)
+            total["requests"] += r["requests"]
+            total["errors"] += r["errors"]
+            total["seconds"] += r["seconds"]
+            samples.append(rss_mb(server.pid))
+        total["rps"] = total["requests"] / total["seconds"]
+        results["load_run"] = {**total, "rss_mb": samples}
+        print(
+            f"load run: {total['requests']} requests at concurrency 32, {total['errors']} errors, "
+            f"{total['rps']:.0f} req/s"
+        )
+        print(
+            "server RSS (MB): after warm-up {:.0f}; during the load run {}; after {:.0f}".format(
+                results["rss_after_warmup_mb"], " ".join(f"{s:.0f}" for s in samples), samples[-1]
+            )
+        )
+        log_lines = sum(1 for _ in open(log_path, "rb"))
+        results["server_log_lines"] = log_lines
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"figures written to {args.json}")
+    failed = results["load_run"]["errors"] or any(r["errors"] for r in results["throughput"].values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
