@@ -241,3 +241,11 @@ def test_math_sanity_of_fit() -> None:
     image.putpixel((2, 2), 0)
     arr = instance_to_array(_b64(_encode(image)))
     assert math.isclose(float(arr.max()), 255.0, abs_tol=1.0)
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_unless_full_size() -> None:
+    data = _encode(_boot((4000, 3000), background="white", fill="black"), "JPEG")
+    assert decode_image(data).size == (2000, 1500)  # libjpeg draft: 1/2 scale, >= 1024 a side
+    assert decode_image(data, full_size=True).size == (4000, 3000)
+    small = _encode(_boot((300, 200), background="white", fill="black"), "JPEG")
+    assert decode_image(small).size == (300, 200)

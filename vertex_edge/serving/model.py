@@ -99,9 +99,11 @@ def load_model_dir(folder: Path, *, threads: int = 0, source: str | None = None)
                 "the files do not belong together"
             )
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # idle ONNX Runtime threads must not spin: they would take the CPU the event loop needs
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
@@ -128,6 +130,11 @@ def load_model_dir(folder: Path, *, threads: int = 0, source: str | None = None)
         card=card,
         registry_version=registry_version,
     )
+
+
+def default_threads() -> int:
+    """ONNX Runtime intra-op threads: half the CPUs (the other half parses requests), 1..4."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def _read_card(folder: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ Optional knobs (``EDGE_*``): ``EDGE_HOST`` (default ``0.0.0.0``), ``EDGE_MAX_INS
 (instances per request, 512), ``EDGE_MAX_BATCH`` (images per model call, 128; bounds the
 model's working memory),
 ``EDGE_BATCH_WAIT_MS`` (how long a batch waits for requests already being read, 1), ``EDGE_ORT_THREADS``
-(ONNX Runtime intra-op threads, 0 = up to 4), ``EDGE_MAX_BODY_BYTES`` (1.5 MiB, Vertex's
+(ONNX Runtime intra-op threads, 0 = half the CPUs, 1..4), ``EDGE_MAX_BODY_BYTES`` (1.5 MiB, Vertex's
 limit), ``EDGE_MODEL_CACHE`` (where a gs:// model is downloaded), ``EDGE_ENDPOINT_FILE`` (a
 local registry ``endpoint.json`` to follow: a new deployment is loaded and swapped in without
 a restart) and ``EDGE_RELOAD_INTERVAL_S`` (how often it is checked, 1).
