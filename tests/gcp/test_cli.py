@@ -221,6 +221,11 @@ def test_the_generated_password_appears_in_no_output_log_argv_config_or_state(
 ) -> None:
     from vertex_edge.gcp.clients import _default_kube
 
+    import tempfile
+
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))  # where the kubeconfigs go
     stub = kubestub.install(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{stub}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv(kubestub.STATE_ENV, str(stub))
@@ -271,4 +276,4 @@ def test_the_generated_password_appears_in_no_output_log_argv_config_or_state(
     assert applied and base64.b64encode(password.encode()).decode() in applied[0]["stdin"]
     assert {c["kubeconfig_mode"] for c in stub_calls} == {"0o600"}
     assert any(a[0].endswith("kubectl") for a in argvs) and any(a[0].endswith("helm") for a in argvs)
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("edge-kube-*"))  # kubeconfigs removed
+    assert not list(private_tmp.iterdir())  # the kubeconfigs (with a token) were removed
