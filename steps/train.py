@@ -33,30 +33,32 @@ def run(args: argparse.Namespace) -> None:
     from vertex_edge.config import EdgeConfig, load_config
     from vertex_edge.params import load_params
     from vertex_edge.provision.local import LocalLayout
-    from vertex_edge.tracking import resolve_tracking
+    from vertex_edge.tracking import resolve_tracking, tracking_environment
     from vertex_edge.trainer import TrainOutputs, run_tracked_training
 
     repo = Path.cwd()
     config = load_config(args.config) if args.config.exists() else EdgeConfig()
     params = load_params(args.params)
-    target = resolve_tracking(
-        enabled=config.tracking.enabled,
-        mongodb_url=config.tracking.mongodb_url,
-        mongodb_db=config.tracking.mongodb_db,
-        file_store=LocalLayout.from_config(config, repo).experiments,
-        env=os.environ,
-        offline=args.offline,
-    )
     outputs = TrainOutputs(model_dir=args.model_dir, metrics=args.metrics, history=args.history)
-    run_tracked_training(
-        data_dir=args.data_dir,
-        params=params.train,
-        outputs=outputs,
-        tracking=target,
-        model_name=config.model.name,
-        repo=repo,
-        echo=lambda line: print(line, flush=True),
-    )
+    # on the gcp target this holds a port-forward to Sacred's MongoDB open while training runs
+    with tracking_environment(config, os.environ, offline=args.offline) as env:
+        target = resolve_tracking(
+            enabled=config.tracking.enabled,
+            mongodb_url=config.tracking.mongodb_url,
+            mongodb_db=config.tracking.mongodb_db,
+            file_store=LocalLayout.from_config(config, repo).experiments,
+            env=env,
+            offline=args.offline,
+        )
+        run_tracked_training(
+            data_dir=args.data_dir,
+            params=params.train,
+            outputs=outputs,
+            tracking=target,
+            model_name=config.model.name,
+            repo=repo,
+            echo=lambda line: print(line, flush=True),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,15 +8,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from vertex_edge.errors import TrackingError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vertex_edge.config import EdgeConfig
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,37 @@ def resolve_tracking(
     if url:
         return TrackingTarget("mongo", url=url, db=mongodb_db)
     return TrackingTarget("file", path=Path(env.get(EXPERIMENTS_ENV) or file_store))
+
+
+@contextlib.contextmanager
+def tracking_environment(
+    config: EdgeConfig, env: Mapping[str, str], *, offline: bool = False
+) -> Iterator[dict[str, str]]:
+    """The environment to resolve tracking with.
+
+    On the gcp target, with Sacred on GKE (no MongoDB URL of the user's own), this opens a
+    port-forward to the cluster's MongoDB for the ``with`` block and adds ``EDGE_MONGODB_URL``
+    (password from Secret Manager) to the returned copy - never to ``os.environ``, never logged.
+    """
+    out = dict(env)
+    wants_cluster = (
+        config.target == "gcp"
+        and config.tracking.enabled
+        and not offline
+        and not _truthy(out.get(OFFLINE_ENV))
+        and not out.get(MONGO_ENV)
+        and not config.tracking.mongodb_url
+    )
+    if not wants_cluster or config.gcp is None:
+        yield out
+        return
+    from vertex_edge.gcp.clients import GcpClients
+    from vertex_edge.gcp.portforward import mongo_url_via_port_forward
+
+    clients = GcpClients.connect(config.gcp.project, config.gcp.region)
+    with mongo_url_via_port_forward(config, clients) as url:
+        out[MONGO_ENV] = url
+        yield out
 
 
 def connect_mongo(target: TrackingTarget, *, timeout_ms: int = 3000, client_factory: Any = None) -> Any:

@@ -101,3 +101,40 @@ def test_live_mongo() -> None:  # pragma: no cover - needs a server
     ex.main(lambda: 1)
     run = ex.run()
     assert MongoExperimentStore(client, "vertex_edge_test").get_run(str(run._id))["status"] == "COMPLETED"
+
+
+def test_tracking_environment_local_is_plain_copy() -> None:
+    from vertex_edge.config import EdgeConfig
+    from vertex_edge.tracking import tracking_environment
+
+    env = {"A": "1"}
+    with tracking_environment(EdgeConfig(), env) as out:
+        assert out == env and out is not env
+
+
+def test_tracking_environment_gcp_opens_and_closes_port_forward(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    from vertex_edge.config import parse_config
+    from vertex_edge.gcp import clients as gcp_clients
+    from vertex_edge.gcp import portforward
+    from vertex_edge.tracking import tracking_environment
+
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def fake_forward(config, clients):  # noqa: ANN001, ANN202
+        events.append(f"open {clients}")
+        yield "mongodb://sacred:pw@127.0.0.1:40000/?authSource=admin"
+        events.append("closed")
+
+    monkeypatch.setattr(portforward, "mongo_url_via_port_forward", fake_forward)
+    monkeypatch.setattr(gcp_clients.GcpClients, "connect", classmethod(lambda cls, p, r: f"clients({p},{r})"))
+    config = parse_config({"target": "gcp", "gcp": {"project": "my-project-1", "region": "europe-west4"}})
+    with tracking_environment(config, {}) as env:
+        assert env["EDGE_MONGODB_URL"].startswith("mongodb://sacred:")
+        assert events == ["open clients(my-project-1,europe-west4)"]
+    assert events[-1] == "closed"
+    with tracking_environment(config, {"EDGE_OFFLINE": "1"}) as env:  # offline: no port-forward
+        assert "EDGE_MONGODB_URL" not in env
+    assert len(events) == 2

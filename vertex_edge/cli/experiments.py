@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +20,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(exp_app, name="experiments")
 
 
-def tracking_target(app_ctx: AppContext, *, offline: bool = False):  # noqa: ANN201
+def tracking_target(app_ctx: AppContext, env: Mapping[str, str], *, offline: bool = False):  # noqa: ANN201
     from vertex_edge.provision.local import LocalLayout
     from vertex_edge.tracking import resolve_tracking
 
@@ -29,22 +31,26 @@ def tracking_target(app_ctx: AppContext, *, offline: bool = False):  # noqa: ANN
         mongodb_url=config.tracking.mongodb_url,
         mongodb_db=config.tracking.mongodb_db,
         file_store=layout.experiments,
-        env=os.environ,
+        env=env,
         offline=offline,
     )
 
 
-def open_store(app_ctx: AppContext):  # noqa: ANN201
-    from vertex_edge.tracking import FileExperimentStore, MongoExperimentStore, connect_mongo
+@contextlib.contextmanager
+def open_store(app_ctx: AppContext) -> Iterator[tuple[Any, Any]]:
+    """The configured run store (on the gcp target through a port-forward held open meanwhile)."""
+    from vertex_edge.tracking import FileExperimentStore, MongoExperimentStore, connect_mongo, tracking_environment
 
-    target = tracking_target(app_ctx)
-    if target.kind == "off":
-        raise UsageError(
-            "experiment tracking is off (EDGE_OFFLINE or tracking.enabled: false): there are no runs to show"
-        )
-    if target.kind == "file":
-        return target, FileExperimentStore(target.path)
-    return target, MongoExperimentStore(connect_mongo(target), target.db)
+    with tracking_environment(app_ctx.config(), os.environ) as env:
+        target = tracking_target(app_ctx, env)
+        if target.kind == "off":
+            raise UsageError(
+                "experiment tracking is off (EDGE_OFFLINE or tracking.enabled: false): there are no runs to show"
+            )
+        if target.kind == "file":
+            yield target, FileExperimentStore(target.path)
+        else:
+            yield target, MongoExperimentStore(connect_mongo(target), target.db)
 
 
 @exp_app.command("list")
@@ -59,8 +65,8 @@ def list_runs(
     from vertex_edge.tracking import summarize
 
     app_ctx: AppContext = ctx.obj
-    target, store = open_store(app_ctx)
-    rows = [summarize(r) for r in store.list_runs()]
+    with open_store(app_ctx) as (target, store):
+        rows = [summarize(r) for r in store.list_runs()]
     if last:
         rows = rows[-last:]
     if as_json:
@@ -92,8 +98,8 @@ def show(
 ) -> None:
     """One run in full: config, git, data version, per-epoch metrics, test metrics, artifacts."""
     app_ctx: AppContext = ctx.obj
-    target, store = open_store(app_ctx)
-    run = store.get_run(run_id)
+    with open_store(app_ctx) as (target, store):
+        run = store.get_run(run_id)
     if run is None:
         raise UsageError(
             f"no run with id {run_id!r} in {target.describe()}", hint="see 'python edge.py experiments list'"
@@ -111,7 +117,7 @@ def dashboard(ctx: typer.Context) -> None:
 
         setup_gcp.dashboard(app_ctx, config)
         return
-    target = tracking_target(app_ctx)
+    target = tracking_target(app_ctx, os.environ)
     app_ctx.console.print(
         f"the local target has no Omniboard: runs are in the {target.describe()}.\n"
         "Use 'python edge.py experiments list' and 'python edge.py experiments show ID'."
