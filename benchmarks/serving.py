@@ -2,7 +2,7 @@
 separate processes, and the in-process ONNX Runtime call as the floor - in one run.
 
     python -m benchmarks.serving                      # models/fashion-mnist, else a same-shape CNN
-    python -m benchmarks.serving --model-dir DIR --requests 10000 --json benchmarks/results/serving.json
+    python -m benchmarks.serving --model-dir DIR --requests 10000    # figures also in benchmarks/results/serving.json
 
 Measures: single-instance latency p50/p99 at concurrency 1; throughput at concurrency 1, 8, 16,
 32; 64-instance requests (images/s); server RSS before/during/after a load run of N requests at
@@ -275,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-processes", type=int, default=1, help="load generator processes")
     parser.add_argument("--ort-threads", type=int, default=0, help="EDGE_ORT_THREADS for the server (0: default)")
     parser.add_argument("--batch-wait-ms", type=float, default=None, help="EDGE_BATCH_WAIT_MS for the server")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--json", type=Path, default=REPO / "benchmarks" / "results" / "serving.json", help="where the figures go"
+    )
     args = parser.parse_args(argv)
     requests = min(max(args.requests, 100), 100_000)
     phase = min(max(args.phase_requests, 100), 20_000)
@@ -359,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    if args.json:
+    if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
         print(f"figures written to {args.json}")
