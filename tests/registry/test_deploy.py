@@ -139,7 +139,15 @@ def test_missing_evaluation_falls_back_to_the_card(deploy_project: Path, deploy_
     assert "using the model card's test accuracy" in out
 
 
-def test_gcp_target_is_not_available_yet(deploy_project: Path, deploy_cli) -> None:
+def test_gcp_target_without_a_vertex_deployer_is_a_usage_error(deploy_project: Path, deploy_cli, monkeypatch) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "vertex_edge.deploy.vertex" else real_find_spec(name, *a),
+    )
     (deploy_project / "edge.yaml").write_text("version: 1\ntarget: gcp\ngcp:\n  project: my-project-123\n")
     code, _, err = deploy_cli()
     assert code == 2
