@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,9 @@ def create_app(
         max_wait_s=settings.batch_wait_ms / 1000.0,
     )
     warm_sizes = sorted({1, min(64, settings.max_batch), settings.max_batch})
+    # b64 images are decoded here, two at a time at most: decoding needs memory (a 16-megapixel
+    # PNG is 64 MB while it is decoded), so concurrent uploads must not multiply it
+    image_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-images")
 
     def load(uri: str) -> LoadedModel:
         model = load_model(
@@ -140,6 +144,7 @@ def create_app(
             loader.cancel()
             await asyncio.gather(loader, return_exceptions=True)
             await batcher.stop()
+            image_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="vertex-edge prediction server",
@@ -190,8 +195,9 @@ def create_app(
         # JSON true/false are not pixel values; skip looking for them when the body has none
         check_booleans = b"true" in body or b"false" in body
         if any(isinstance(i, dict) for i in instances):
-            # image decoding stays off the event loop
-            return await asyncio.to_thread(_to_batch, instances, check_booleans)
+            # image decoding stays off the event loop, in the bounded pool
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(image_pool, _to_batch, instances, check_booleans)
         return _to_batch(instances, check_booleans)
 
     app.add_api_route(
