@@ -95,9 +95,7 @@ def create_app(
         max_wait_s=settings.batch_wait_ms / 1000.0,
     )
     warm_sizes = sorted({1, min(64, settings.max_batch), settings.max_batch})
-    # b64 images are decoded here, two at a time at most: decoding needs memory (a 16-megapixel
-    # PNG is 64 MB while it is decoded), so concurrent uploads must not multiply it
-    image_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-images")
+    pools: dict[str, ThreadPoolExecutor] = {}  # made in the lifespan
 
     def load(uri: str) -> LoadedModel:
         model = load_model(
@@ -137,6 +135,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         await batcher.start()
+        # b64 images are decoded two at a time at most: decoding needs memory (a 16-megapixel
+        # PNG is 64 MB while it is decoded), so concurrent uploads must not multiply it
+        pools["images"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-images")
         loader = asyncio.create_task(start(), name="edge-model-loader")
         try:
             yield
@@ -144,7 +145,7 @@ def create_app(
             loader.cancel()
             await asyncio.gather(loader, return_exceptions=True)
             await batcher.stop()
-            image_pool.shutdown(wait=False, cancel_futures=True)
+            pools.pop("images").shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="vertex-edge prediction server",
@@ -197,7 +198,7 @@ def create_app(
         if any(isinstance(i, dict) for i in instances):
             # image decoding stays off the event loop, in the bounded pool
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(image_pool, _to_batch, instances, check_booleans)
+            return await loop.run_in_executor(pools.get("images"), _to_batch, instances, check_booleans)
         return _to_batch(instances, check_booleans)
 
     app.add_api_route(
