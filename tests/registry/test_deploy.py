@@ -181,3 +181,15 @@ def test_entry_point_script(deploy_project: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "would register" in proc.stdout
+
+
+def test_serve_on_a_busy_port_says_so(deploy_project: Path, deploy_cli, edge_cli) -> None:
+    import socket
+
+    assert deploy_cli()[0] == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = edge_cli("serve", "--port", str(port))
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err

@@ -78,6 +78,7 @@ def serve(
             )
         chosen = registry.get(endpoint.serving_version)
         endpoint_file = str(registry.endpoint_file) if follow else None
+    _check_port_free(host, port)
     settings = ServerSettings.from_env(
         os.environ,
         storage_uri=str(chosen.path),
@@ -104,6 +105,19 @@ def serve(
     code = run_server(settings)
     if code:
         raise typer.Exit(code)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.bind((host, port))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="another server may be running there; pass --port (or set AIP_HTTP_PORT) to use another port",
+        ) from None
 
 
 @endpoint_app.command("describe")
