@@ -12,14 +12,13 @@ the generation it expects to replace; ``0`` means "the object must not exist yet
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from vertex_edge.errors import PreconditionFailedError
+from vertex_edge.fsutil import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class ObjectStore(Protocol):
 class LocalStore:
     """An :class:`ObjectStore` in a local folder.
 
-    Generations are kept in a sidecar counter so they survive coarse file-system timestamps.
+    Generations derive from the inode and nanosecond mtime (a replace-by-rename gives a new inode).
     Create-if-absent is atomic (``O_EXCL``); replace-if-generation is checked then renamed,
     which is safe because every state write happens under the create-exclusive lock.
     """
@@ -70,24 +69,19 @@ class LocalStore:
         return str(self._path(key)) if key else str(self.root)
 
     @staticmethod
-    def _gen_of(path: Path) -> int:
-        st = path.stat()
-        return st.st_mtime_ns ^ (st.st_ino << 1) or 1
+    def _generation(st: os.stat_result) -> int:
+        # a rename-replaced file has a new inode; mtime covers in-place writes
+        return (st.st_mtime_ns ^ (st.st_ino << 1)) or 1
 
     def read(self, key: str) -> StoredObject | None:
         path = self._path(key)
         try:
             with open(path, "rb") as fh:
                 data = fh.read()
-                gen = self._gen_from_fd(fh.fileno())
+                gen = self._generation(os.fstat(fh.fileno()))
         except FileNotFoundError:
             return None
         return StoredObject(data, gen)
-
-    @staticmethod
-    def _gen_from_fd(fd: int) -> int:
-        st = os.fstat(fd)
-        return (st.st_mtime_ns ^ (st.st_ino << 1)) or 1
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
@@ -104,7 +98,7 @@ class LocalStore:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-                return self._gen_from_fd(fh.fileno())
+                return self._generation(os.fstat(fh.fileno()))
         if if_generation_match is not None:
             current = self.read(key)
             if current is None or current.generation != if_generation_match:
@@ -112,18 +106,8 @@ class LocalStore:
                     f"{path} changed since it was read (expected generation {if_generation_match}, "
                     f"found {current.generation if current else 'none'})"
                 )
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return self._gen_of(path)
+        atomic_write_bytes(path, data)
+        return self._generation(path.stat())
 
     def delete(self, key: str, *, if_generation_match: int | None = None) -> bool:
         path = self._path(key)
