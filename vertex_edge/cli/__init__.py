@@ -66,6 +66,9 @@ def _register() -> None:
     from vertex_edge.cli import webapp
 
     webapp.register(app)
+    from vertex_edge.cli import train as train_cli
+
+    train_cli.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        print("\naborted", file=sys.stderr)
+        sys.stderr.write("\naborted\n")
         return 130
     except TyperException as exc:  # usage errors: bad option, missing argument, no such command
         show = getattr(exc, "show", None)
