@@ -44,3 +44,31 @@ bench: install  ## the benchmarks (see benchmarks/README.md)
 
 clean:  ## remove the venv and caches (keeps data and .edge)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# --- CI and cloud targets (vertex) ---
+# The gcp target (edge.yaml), Docker with BuildKit, and for webapp-deploy helm with a kube context on
+# the GKE cluster. Images are tagged with the git commit; `python edge.py images` names them.
+IMAGE_TAG ?= $(shell git rev-parse HEAD 2>/dev/null)
+DOCKER ?= docker
+HELM ?= helm
+WEBAPP_RELEASE ?= webapp
+WEBAPP_NAMESPACE ?= webapp
+HELM_ARGS ?=
+
+.PHONY: images-build images-push vertex-repro webapp-deploy
+
+images-build: install  ## build the trainer, prediction and web-app images (tag: the git commit)
+	DOCKER_BUILDKIT=1 $(DOCKER) build -f models/trainer/Dockerfile -t "$$($(PY) edge.py images --only trainer --tag $(IMAGE_TAG))" .
+	DOCKER_BUILDKIT=1 $(DOCKER) build -f services/prediction/Dockerfile -t "$$($(PY) edge.py images --only prediction --tag $(IMAGE_TAG))" .
+	DOCKER_BUILDKIT=1 $(DOCKER) build -f services/webapp/Dockerfile -t "$$($(PY) edge.py images --only webapp --tag $(IMAGE_TAG))" .
+
+images-push: images-build  ## push the three images to Artifact Registry ('gcloud auth configure-docker' first)
+	for image in $$($(PY) edge.py images --tag $(IMAGE_TAG)); do $(DOCKER) push "$$image" || exit 1; done
+
+vertex-repro: install  ## dvc repro with the Vertex AI pipeline (dvc-step2.yaml): train runs as a CustomJob
+	$(PY) edge.py pipeline use vertex
+	$(PY) -m dvc repro
+
+webapp-deploy: install  ## helm upgrade --install the web app on GKE, in front of the Vertex AI endpoint
+	$(PY) edge.py images --webapp-values --tag $(IMAGE_TAG) | $(HELM) upgrade --install $(WEBAPP_RELEASE) helm/webapp \
+		--namespace $(WEBAPP_NAMESPACE) --create-namespace --values - --wait --timeout 10m $(HELM_ARGS)

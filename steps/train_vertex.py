@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> None:
     import json
 
     from vertex_edge.provision.local import LocalLayout
-    from vertex_edge.tracking import resolve_tracking
+    from vertex_edge.tracking import resolve_tracking, tracking_environment
     from vertex_edge.vertex.stage import plan_job, run_stage
 
     opts = options(args)
@@ -109,36 +109,44 @@ def run(args: argparse.Namespace) -> None:
         return
     backend, files = make_backend(opts)
     config = opts.config
-    tracking = resolve_tracking(
-        enabled=config.tracking.enabled,
-        mongodb_url=config.tracking.mongodb_url,
-        mongodb_db=config.tracking.mongodb_db,
-        file_store=LocalLayout.from_config(config, opts.repo).experiments,
-        env=os.environ,
-        offline=args.offline,
-    )
-    run_stage(
-        opts, backend=backend, files=files, tracking=tracking,
-        echo=lambda line: print(line, flush=True), confirm_cancel=confirm_cancel(args.on_interrupt),
-    )  # fmt: skip
+    # exactly like the local stage: on the gcp target a port-forward to Sacred's MongoDB stays open
+    with tracking_environment(config, os.environ, offline=args.offline) as env:
+        tracking = resolve_tracking(
+            enabled=config.tracking.enabled,
+            mongodb_url=config.tracking.mongodb_url,
+            mongodb_db=config.tracking.mongodb_db,
+            file_store=LocalLayout.from_config(config, opts.repo).experiments,
+            env=env,
+            offline=args.offline,
+        )
+        run_stage(
+            opts, backend=backend, files=files, tracking=tracking,
+            echo=lambda line: print(line, flush=True), confirm_cancel=confirm_cancel(args.on_interrupt),
+        )  # fmt: skip
 
 
 def make_backend(opts):  # noqa: ANN001, ANN201 - (JobBackend, Files), built here at the edge
     from vertex_edge.vertex.uris import Files
 
     if opts.backend == "vertex-local":
+        from vertex_edge.tracking import MONGO_ENV
         from vertex_edge.vertex.local import LocalJobs
 
-        return LocalJobs(jobs_root=opts.local_jobs_root(), cwd=opts.repo, env=dict(os.environ)), Files()
+        # the trainer gets Vertex AI's contract, not this process's secrets (a MongoDB URL with its password)
+        env = {k: v for k, v in os.environ.items() if k != MONGO_ENV}
+        return LocalJobs(jobs_root=opts.local_jobs_root(), cwd=opts.repo, env=env), Files()
     from google.cloud import aiplatform
 
     from vertex_edge.gcp.clients import GcpClients
     from vertex_edge.vertex.job import require_gcp
-    from vertex_edge.vertex.submit import VertexJobs
+    from vertex_edge.vertex.submit import VertexJobs, artifact_registry_check
 
     gcp = require_gcp(opts.config)
     clients = GcpClients.connect(gcp.project, gcp.region)
-    backend = VertexJobs(aiplatform, project=gcp.project, location=gcp.region, credentials=clients.credentials)
+    backend = VertexJobs(
+        aiplatform, project=gcp.project, location=gcp.region, credentials=clients.credentials,
+        image_check=artifact_registry_check(clients.artifact_registry),
+    )  # fmt: skip
     return backend, Files(clients.storage)
 
 

@@ -58,6 +58,11 @@ def deploy(
         typer.Option("--version", help="Deploy this already registered version instead of the trained model."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be done; change nothing.")] = False,
+    traffic: Annotated[
+        Optional[int],
+        typer.Option("--traffic", min=1, max=100, help="gcp target: the new version's share of the traffic (canary)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", envvar="EDGE_YES", help="Do not ask for confirmation.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")] = False,
 ) -> None:
     """Register the trained model as a new version in the target's model registry (refused
@@ -80,6 +85,13 @@ def deploy(
     if rollback and (force or min_accuracy is not None):
         raise UsageError("--force and --min-accuracy apply to a new model, not to --rollback")
     deployer = get_deployer(app_ctx.config(), app_ctx.repo)
+    configure = getattr(deployer, "configure", None)  # the gcp target: canary share, confirmation, progress
+    if callable(configure):
+        from vertex_edge.cli.ui import confirm
+
+        configure(traffic=traffic, confirm=lambda q: confirm(app_ctx, q, yes=yes), echo=app_ctx.console.print)
+    elif traffic is not None:
+        raise UsageError(f"--traffic applies to the gcp target; target '{deployer.target}' sends all traffic")
     if rollback:
         result = deployer.rollback(dry_run=dry_run)
     elif version is not None:

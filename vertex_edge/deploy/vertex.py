@@ -1,0 +1,512 @@
+"""The gcp target's deployer: Vertex AI Model Registry + the endpoint recorded in the state.
+
+``deploy`` uploads the trained model as a new *version* of one registry model (the parent model:
+every deployment of ``edge.yaml`` ``model.name`` lands in the same model), with the prediction
+image, the Vertex AI custom-container contract (``/predict``, ``/health``, port 8080), the
+artifact folder in the bucket and lineage labels (git commit, data version, Sacred run id, test
+accuracy). A version that already holds the same trained model (alias ``v<card version>``) is
+reused, not uploaded again.
+
+Switching the endpoint is zero-downtime:
+
+1. the new version is deployed *alongside* the current one with 0% traffic (100% when the
+   endpoint serves nothing yet), so it only gets traffic once its replicas are up;
+2. the traffic split then gives it 100% (or ``--traffic N`` for a canary: the rest stays on the
+   current deployment);
+3. only after the switch, deployments left with 0% traffic are undeployed.
+
+A failure before step 2 leaves the old deployment's traffic untouched (the half-deployed new one
+is removed). ``rollback`` gives all traffic back to the previous deployment (during a canary: the
+older deployed model; otherwise the previous registry version, deployed the same way).
+
+The ``aiplatform`` SDK is injected (module or fake), so tests assert every call offline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vertex_edge.deploy import Candidate, DeployResult
+from vertex_edge.errors import CloudError, EdgeError, NotProvisionedError, RegistryError, UsageError
+from vertex_edge.vertex.job import gcp_label
+
+log = logging.getLogger(__name__)
+
+PREDICT_ROUTE = "/predict"
+HEALTH_ROUTE = "/health"
+PORT = 8080
+ARTIFACTS = ("model.onnx", "model_card.json", "model.keras")
+PREDICTION_IMAGE = "prediction"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """One model deployed on the endpoint."""
+
+    id: str
+    model: str  # registry model resource name (no version)
+    version: str
+    display_name: str = ""
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (int(self.version) if self.version.isdigit() else 0, self.id)
+
+
+@dataclass
+class EndpointView:
+    deployed: list[Deployed]
+    traffic: dict[str, int]
+
+    def share(self, deployed_id: str) -> int:
+        return int(self.traffic.get(deployed_id, 0))
+
+    def newest_live(self) -> Deployed | None:
+        """The newest deployment that gets traffic (during a canary: the canary)."""
+        live = [d for d in self.deployed if self.share(d.id) > 0]
+        return max(live, key=lambda d: d.order) if live else None
+
+    def describe(self) -> str:
+        if not self.deployed:
+            return "nothing deployed"
+        return ", ".join(f"version {d.version} ({d.id}): {self.share(d.id)}%" for d in sorted(self.deployed, key=lambda d: d.order))
+
+
+def _sdk_call(what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except EdgeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Google and network errors become CloudError
+        from vertex_edge.vertex.submit import _cloud_error
+
+        raise _cloud_error(what, exc) from None
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    try:
+        from google.api_core import exceptions as gexc
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, gexc.NotFound)
+
+
+@dataclass
+class VertexDeployer:
+    aip: Any  # google.cloud.aiplatform, or a fake with the same surface
+    upload_dir: Callable[[Path, str], None]  # copies the model folder to a gs:// URI
+    project: str
+    location: str
+    bucket: str
+    endpoint_name: str  # the endpoint's resource name, from the state
+    model_name: str  # the parent model's display name
+    serving_image: str
+    machine_type: str = "n1-standard-2"
+    min_replicas: int = 1
+    max_replicas: int = 2
+    credentials: Any = None
+    traffic: int = 100
+    confirm: Callable[[str], None] = field(default=lambda question: None)
+    echo: Callable[[str], None] = field(default=lambda line: None)
+    target: str = "gcp"
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def from_config(cls, config: Any, repo: Path) -> VertexDeployer:
+        """Real clients on Application Default Credentials; the endpoint from the gcp state."""
+        from google.cloud import aiplatform
+
+        from vertex_edge.gcp.clients import GcpClients
+        from vertex_edge.gcp.names import GcpNames
+        from vertex_edge.gcp.steps import state_store
+        from vertex_edge.gitinfo import git_info
+        from vertex_edge.vertex.job import require_gcp
+        from vertex_edge.vertex.uris import Files
+
+        gcp = require_gcp(config)
+        names = GcpNames.from_config(config)
+        clients = GcpClients.connect(gcp.project, gcp.region)
+        state, _ = state_store(clients, names).load()
+        endpoint = state.resources.get("endpoint") if state is not None else None
+        if endpoint is None or not endpoint.location:
+            raise NotProvisionedError(
+                f"the gcp state ({names.state_url}) records no Vertex AI endpoint",
+                hint="run 'python edge.py setup --target gcp'",
+            )
+        serving = config.vertex.serving
+        image = serving.image
+        if not image:
+            commit = git_info(repo)["commit"]
+            if not commit:
+                raise UsageError(
+                    "cannot name the prediction image: this is not a git checkout with a commit",
+                    hint="set vertex.serving.image in edge.yaml",
+                )
+            image = f"{names.docker_registry}/{PREDICTION_IMAGE}:{commit}"
+        files = Files(clients.storage)
+        return cls(
+            aip=aiplatform, upload_dir=files.upload_tree, project=gcp.project, location=gcp.region,
+            bucket=names.bucket, endpoint_name=endpoint.location, model_name=config.model.name, serving_image=image,
+            machine_type=serving.machine_type, min_replicas=serving.min_replicas, max_replicas=serving.max_replicas,
+            credentials=clients.credentials,
+        )  # fmt: skip
+
+    def configure(
+        self,
+        *,
+        traffic: int | None = None,
+        confirm: Callable[[str], None] | None = None,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        """CLI options: the new version's traffic share, how to confirm, where progress goes."""
+        if traffic is not None:
+            if not 1 <= traffic <= 100:
+                raise UsageError(f"--traffic {traffic}: expected a percentage from 1 to 100")
+            self.traffic = traffic
+        if confirm is not None:
+            self.confirm = confirm
+        if echo is not None:
+            self.echo = echo
+
+    # ---------------------------------------------------------------- SDK access
+
+    def _where(self) -> dict[str, Any]:
+        return {"project": self.project, "location": self.location, "credentials": self.credentials}
+
+    def _endpoint(self) -> Any:
+        return _sdk_call("open the endpoint", lambda: self.aip.Endpoint(endpoint_name=self.endpoint_name, **self._where()))
+
+    def _view(self, endpoint: Any) -> EndpointView:
+        models = _sdk_call("read the endpoint's deployed models", endpoint.list_models)
+        traffic = _sdk_call("read the endpoint's traffic split", lambda: dict(endpoint.traffic_split or {}))
+        deployed = [
+            Deployed(str(m.id), str(m.model).split("@", 1)[0], str(m.model_version_id or ""), str(m.display_name or ""))
+            for m in models
+        ]
+        return EndpointView(deployed, {str(k): int(v) for k, v in traffic.items()})
+
+    def _parent(self) -> Any | None:
+        """The registry model every version of ``model_name`` belongs to (None before the first)."""
+        found = _sdk_call(
+            "list registry models",
+            lambda: self.aip.Model.list(filter=f'display_name="{self.model_name}"', order_by="create_time", **self._where()),
+        )
+        return found[0] if found else None
+
+    def _version(self, parent: Any, version: str) -> Any | None:
+        """The registry version ``version`` (an id or an alias) of ``parent``; None if absent."""
+        try:
+            return self.aip.Model(model_name=parent.resource_name, version=version, **self._where())
+        except Exception as exc:  # noqa: BLE001 - NotFound is the answer; others are errors
+            if _is_not_found(exc):
+                return None
+            from vertex_edge.vertex.submit import _cloud_error
+
+            raise _cloud_error(f"read version {version} of {self.model_name}", exc) from None
+
+    # ---------------------------------------------------------------- deploy
+
+    def deploy(self, candidate: Candidate, *, force: bool, dry_run: bool) -> DeployResult:
+        from vertex_edge.deploy.local import _verify_artifacts
+
+        candidate.check_gate(force=force)
+        _verify_artifacts(candidate)
+        result = DeployResult(dry_run=dry_run, notes=list(candidate.notes))
+        if not candidate.passed:
+            result.notes.append(f"--force: deploying although {candidate.gate_text()}")
+        card = candidate.card
+        alias = version_alias(card)
+        parent = self._parent()
+        existing = self._version(parent, alias) if parent is not None else None
+        endpoint = self._endpoint()
+        view = self._view(endpoint)
+        if dry_run:
+            if existing is not None:
+                result.actions.append(f"reuse registry version {existing.version_id}: it holds model {card['version']}")
+            else:
+                parent_text = f"a new version of {parent.resource_name}" if parent is not None else "its first version"
+                result.actions.append(
+                    f"upload {candidate.model_dir} to {self.artifact_uri(card)} and register it as {parent_text} "
+                    f"of '{self.model_name}' (model {card['version']}, {candidate.gate_text()}; image {self.serving_image})"
+                )
+            self._plan_switch(result, view, None if existing is None else str(existing.version_id))
+            return result
+        self.confirm(
+            f"Deploy model {card['version']} ({candidate.gate_text()}) to {self.endpoint_name} "
+            f"with {self.traffic}% of the traffic?"
+        )
+        if existing is not None:
+            model = existing
+            result.actions.append(f"registry version {model.version_id} already holds model {card['version']}: not uploaded again")
+        else:
+            model = self._upload(candidate, parent, force=force)
+            result.changed = True
+            result.actions.append(
+                f"registered model {card['version']} as version {model.version_id} of {model.resource_name} "
+                f"({candidate.gate_text()})"
+            )
+        self._switch(result, endpoint, view, model)
+        return result
+
+    def deploy_version(self, version: str, *, dry_run: bool) -> DeployResult:
+        result = DeployResult(dry_run=dry_run)
+        parent = self._parent()
+        model = self._version(parent, version) if parent is not None else None
+        if model is None:
+            raise RegistryError(f"'{self.model_name}' has no registry version {version!r}")
+        endpoint = self._endpoint()
+        view = self._view(endpoint)
+        if dry_run:
+            self._plan_switch(result, view, str(model.version_id))
+            return result
+        self.confirm(f"Deploy version {model.version_id} of {self.model_name} to {self.endpoint_name}?")
+        self._switch(result, endpoint, view, model)
+        return result
+
+    def rollback(self, *, dry_run: bool) -> DeployResult:
+        result = DeployResult(dry_run=dry_run)
+        endpoint = self._endpoint()
+        view = self._view(endpoint)
+        current = view.newest_live()
+        if current is None:
+            raise RegistryError(f"{self.endpoint_name} has no deployment to roll back", hint="deploy first: 'python deploy-vertex.py'")
+        older = [d for d in view.deployed if d.id != current.id and d.order < current.order]
+        if older:  # a canary: the previous deployment is still up
+            previous = max(older, key=lambda d: d.order)
+            split = {previous.id: 100}
+            if dry_run:
+                result.actions.append(
+                    f"would give version {previous.version} ({previous.id}) 100% of the traffic "
+                    f"(now {view.describe()}), then undeploy version {current.version}"
+                )
+                return result
+            self.confirm(f"Roll {self.endpoint_name} back from version {current.version} to version {previous.version}?")
+            _sdk_call("set the traffic split", lambda: endpoint.update(traffic_split=split))
+            result.changed = True
+            result.actions.append(f"rolled back: version {previous.version} gets 100% of the traffic (was {view.describe()})")
+            self._undeploy_idle(result, endpoint, keep=previous.id)
+            result.version = previous.version
+            result.how_to_call = self.how_to_call()
+            return result
+        parent = self._parent()
+        target = self._previous_version(parent, current.version) if parent is not None else None
+        if target is None:
+            raise RegistryError(
+                f"{self.endpoint_name} serves version {current.version} and the registry has no earlier version",
+                hint="deploy a specific version with 'python deploy-vertex.py --version N'",
+            )
+        if dry_run:
+            result.actions.append(f"would roll {self.endpoint_name} back from version {current.version} to version {target.version_id}")
+            self._plan_switch(result, view, str(target.version_id))
+            return result
+        self.confirm(f"Roll {self.endpoint_name} back from version {current.version} to version {target.version_id}?")
+        self._switch(result, endpoint, view, target, verb="rolled back")
+        return result
+
+    # ---------------------------------------------------------------- steps
+
+    def artifact_uri(self, card: dict[str, Any]) -> str:
+        return f"gs://{self.bucket}/models/{self.model_name}/{card['version']}"
+
+    def _upload(self, candidate: Candidate, parent: Any | None, *, force: bool) -> Any:
+        import tempfile
+
+        card = candidate.card
+        uri = self.artifact_uri(card)
+        with tempfile.TemporaryDirectory(prefix="edge-model-") as tmp:
+            folder = Path(tmp)
+            for name in ARTIFACTS:
+                if (candidate.model_dir / name).is_file():
+                    (folder / name).write_bytes((candidate.model_dir / name).read_bytes())
+            self.echo(f"uploading {candidate.model_dir} to {uri}")
+            self.upload_dir(folder, uri)
+        git = card.get("git") or {}
+        labels = {
+            "managed-by": "vertex-edge",
+            "git_commit": gcp_label(git.get("commit") or "none"),
+            "git_dirty": "true" if git.get("dirty") else "false",
+            "data_version": gcp_label(card.get("data_version") or "unknown"),
+            "sacred_run_id": gcp_label(card.get("sacred_run_id") or "none"),
+            "test_accuracy": gcp_label(f"{candidate.accuracy:.4f}"),
+            "quality_gate": "forced" if (force and not candidate.passed) else "passed",
+        }
+        self.echo(f"registering it in the Vertex AI Model Registry ({self.model_name})")
+        return _sdk_call(
+            "upload the model to the Vertex AI Model Registry",
+            lambda: self.aip.Model.upload(
+                display_name=self.model_name,
+                parent_model=parent.resource_name if parent is not None else None,
+                is_default_version=True,
+                version_aliases=[version_alias(card)],
+                version_description=f"model {card['version']}: {candidate.gate_text()}",
+                artifact_uri=uri,
+                serving_container_image_uri=self.serving_image,
+                serving_container_predict_route=PREDICT_ROUTE,
+                serving_container_health_route=HEALTH_ROUTE,
+                serving_container_ports=[PORT],
+                labels=labels,
+                sync=True,
+                **self._where(),
+            ),
+        )
+
+    def _deployed_of(self, view: EndpointView, model: Any) -> Deployed | None:
+        base = str(model.resource_name).split("@", 1)[0]
+        version = str(model.version_id)
+        matches = [d for d in view.deployed if d.model == base and d.version == version]
+        return max(matches, key=lambda d: view.share(d.id)) if matches else None
+
+    def _new_split(self, view: EndpointView, new_id: str) -> dict[str, int]:
+        """``traffic`` % to ``new_id``; the rest stays with the others in their current proportions."""
+        if self.traffic >= 100:
+            return {new_id: 100}
+        others = {d.id: view.share(d.id) for d in view.deployed if d.id != new_id and view.share(d.id) > 0}
+        rest = 100 - self.traffic
+        total = sum(others.values())
+        if not others or total == 0:
+            raise UsageError(f"--traffic {self.traffic}: the endpoint serves nothing else to keep {rest}% of the traffic")
+        split = {k: rest * v // total for k, v in others.items()}
+        first = max(others, key=lambda k: others[k])
+        split[first] += rest - sum(split.values())
+        return {new_id: self.traffic, **split}
+
+    def _plan_switch(self, result: DeployResult, view: EndpointView, version: str | None) -> None:
+        shown = version or "(new)"
+        result.version = version
+        live = [d for d in view.deployed if view.share(d.id) > 0]
+        if version is not None:
+            current = next((d for d in view.deployed if d.version == version), None)
+            if current is not None and view.share(current.id) == self.traffic == 100:
+                result.actions.append(f"{self.endpoint_name} already sends all traffic to version {version}: no change")
+                return
+        result.actions.append(
+            f"deploy version {shown} to {self.endpoint_name} alongside the current deployment with "
+            f"{'100' if not live else '0'}% traffic ({self.machine_type}, {self.min_replicas}-{self.max_replicas} replicas)"
+        )
+        if live:
+            result.actions.append(f"once it is up, give it {self.traffic}% of the traffic (now {view.describe()})")
+            if self.traffic == 100:
+                result.actions.append("then undeploy " + ", ".join(f"version {d.version} ({d.id})" for d in view.deployed))
+        result.how_to_call = self.how_to_call()
+
+    def _switch(self, result: DeployResult, endpoint: Any, view: EndpointView, model: Any, *, verb: str = "deployed") -> None:
+        version = str(model.version_id)
+        result.version = version
+        before = view.describe()
+        deployed = self._deployed_of(view, model)
+        if deployed is not None and view.share(deployed.id) == self.traffic:
+            result.actions.append(f"{self.endpoint_name} already sends {self.traffic}% of the traffic to version {version}")
+            self._undeploy_idle(result, endpoint, keep=deployed.id)
+            result.how_to_call = self.how_to_call()
+            return
+        live = [d for d in view.deployed if view.share(d.id) > 0]
+        if deployed is None:
+            first = not live
+            self.echo(
+                f"deploying version {version} to {self.endpoint_name} ({self.machine_type}, "
+                f"{self.min_replicas}-{self.max_replicas} replicas; this takes several minutes)"
+            )
+            try:
+                _sdk_call(
+                    f"deploy version {version} to the endpoint",
+                    lambda: endpoint.deploy(
+                        model=model,
+                        deployed_model_display_name=f"{self.model_name}-v{version}",
+                        traffic_percentage=100 if first else 0,
+                        machine_type=self.machine_type,
+                        min_replica_count=self.min_replicas,
+                        max_replica_count=self.max_replicas,
+                        sync=True,
+                    ),
+                )
+            except CloudError as exc:
+                self._remove_failed(endpoint, view, model)
+                raise CloudError(
+                    f"{exc.message}; the endpoint's traffic is unchanged ({before})", hint=exc.hint
+                ) from None
+            after = self._view(endpoint)
+            deployed = self._deployed_of(after, model)
+            if deployed is None:
+                raise CloudError(f"version {version} was deployed but is not on {self.endpoint_name}; traffic unchanged")
+            result.changed = True
+            if first:
+                result.actions.append(f"{verb} version {version} to {self.endpoint_name} ({deployed.id}): 100% of the traffic")
+                result.how_to_call = self.how_to_call()
+                return
+            result.actions.append(f"deployed version {version} alongside ({deployed.id}) with 0% traffic")
+            view = after
+        split = self._new_split(view, deployed.id)
+        try:
+            _sdk_call("set the traffic split", lambda: endpoint.update(traffic_split=split))
+        except CloudError as exc:
+            if view.share(deployed.id) == 0:
+                self._undeploy(result, endpoint, deployed.id, f"version {version}")
+            raise CloudError(f"{exc.message}; the endpoint's traffic is unchanged ({before})", hint=exc.hint) from None
+        result.changed = True
+        result.actions.append(
+            f"{verb} {self.endpoint_name} to version {version}: traffic "
+            + ", ".join(f"{k}: {v}%" for k, v in split.items())
+            + f" (was {before})"
+        )
+        self._undeploy_idle(result, endpoint, keep=deployed.id)
+        result.how_to_call = self.how_to_call()
+
+    def _remove_failed(self, endpoint: Any, before: EndpointView, model: Any) -> None:
+        """After a failed deploy: remove a half-deployed new model, if the API left one (0% traffic)."""
+        try:
+            after = self._view(endpoint)
+        except CloudError:
+            return
+        known = {d.id for d in before.deployed}
+        for d in after.deployed:
+            if d.id not in known and after.share(d.id) == 0:
+                try:
+                    _sdk_call("undeploy", lambda d=d: endpoint.undeploy(deployed_model_id=d.id, sync=True))
+                except CloudError as exc:
+                    log.warning("could not remove the failed deployment %s: %s", d.id, exc.message)
+
+    def _undeploy_idle(self, result: DeployResult, endpoint: Any, *, keep: str) -> None:
+        """Undeploy every deployment left with 0% traffic (after the switch; reruns converge)."""
+        view = self._view(endpoint)
+        for d in view.deployed:
+            if d.id != keep and view.share(d.id) == 0:
+                self._undeploy(result, endpoint, d.id, f"version {d.version}")
+
+    def _undeploy(self, result: DeployResult, endpoint: Any, deployed_id: str, what: str) -> None:
+        self.echo(f"undeploying {what} ({deployed_id})")
+        try:
+            _sdk_call(f"undeploy {what}", lambda: endpoint.undeploy(deployed_model_id=deployed_id, sync=True))
+        except CloudError as exc:
+            result.notes.append(
+                f"{what} ({deployed_id}) has no traffic but could not be undeployed ({exc.message}); "
+                "run 'python deploy-vertex.py' again to retry"
+            )
+            return
+        result.actions.append(f"undeployed {what} ({deployed_id})")
+
+    def _previous_version(self, parent: Any, current: str) -> Any | None:
+        registry = _sdk_call("open the model registry", lambda: self.aip.ModelRegistry(model=parent.resource_name, **self._where()))
+        versions = _sdk_call("list model versions", registry.list_versions)
+        ids = sorted(int(v.version_id) for v in versions if str(v.version_id).isdigit())
+        earlier = [i for i in ids if current.isdigit() and i < int(current)]
+        return self._version(parent, str(earlier[-1])) if earlier else None
+
+    def how_to_call(self) -> list[str]:
+        url = f"https://{self.location}-aiplatform.googleapis.com/v1/{self.endpoint_name}:predict"
+        return [
+            f"curl -s -X POST -H \"Authorization: Bearer $(gcloud auth print-access-token)\" "
+            f"-H 'Content-Type: application/json' -d '{{\"instances\": [<28x28 pixel rows>]}}' {url}",
+            "python edge.py webapp      # the web app in front of this endpoint (gcp target)",
+        ]
+
+
+def version_alias(card: dict[str, Any]) -> str:
+    """The registry alias naming one trained model: ``v`` + its card version (unique per artifact)."""
+    import re
+
+    return "v" + re.sub(r"[^a-zA-Z0-9-]", "-", str(card["version"]))[:126]
