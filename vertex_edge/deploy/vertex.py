@@ -112,6 +112,7 @@ class VertexDeployer:
     traffic: int = 100
     confirm: Callable[[str], None] = field(default=lambda question: None)
     echo: Callable[[str], None] = field(default=lambda line: None)
+    image_check: Callable[[str], None] | None = None  # raises when the prediction image is missing
     target: str = "gcp"
 
     # ---------------------------------------------------------------- construction
@@ -126,6 +127,7 @@ class VertexDeployer:
         from vertex_edge.gcp.steps import state_store
         from vertex_edge.gitinfo import git_info
         from vertex_edge.vertex.job import require_gcp
+        from vertex_edge.vertex.submit import artifact_registry_check
         from vertex_edge.vertex.uris import Files
 
         gcp = require_gcp(config)
@@ -153,7 +155,7 @@ class VertexDeployer:
             aip=aiplatform, upload_dir=files.upload_tree, project=gcp.project, location=gcp.region,
             bucket=names.bucket, endpoint_name=endpoint.location, model_name=config.model.name, serving_image=image,
             machine_type=serving.machine_type, min_replicas=serving.min_replicas, max_replicas=serving.max_replicas,
-            credentials=clients.credentials,
+            credentials=clients.credentials, image_check=artifact_registry_check(clients.artifact_registry),
         )  # fmt: skip
 
     def configure(
@@ -316,6 +318,8 @@ class VertexDeployer:
     def _upload(self, candidate: Candidate, parent: Any | None, *, force: bool) -> Any:
         import tempfile
 
+        if self.image_check is not None:
+            self.image_check(self.serving_image)
         card = candidate.card
         uri = self.artifact_uri(card)
         with tempfile.TemporaryDirectory(prefix="edge-model-") as tmp:

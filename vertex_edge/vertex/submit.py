@@ -340,9 +340,10 @@ def artifact_registry_check(client: Any) -> Callable[[str], None]:
         except Exception as exc:  # noqa: BLE001 - NotFound is the answer; other errors are reported
             if type(exc).__name__ == "NotFound":
                 raise UsageError(
-                    f"the training image {image} is not in Artifact Registry",
-                    hint="build and push it for this commit: 'make images-push' (or set vertex.training.image)",
+                    f"the image {image} is not in Artifact Registry",
+                    hint="build and push the images for this commit: 'make images-push' "
+                    "(or name one in edge.yaml: vertex.training.image / vertex.serving.image)",
                 ) from None
-            raise _cloud_error(f"check the training image {image}", exc) from None
+            raise _cloud_error(f"check the image {image}", exc) from None
 
     return check
