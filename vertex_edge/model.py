@@ -26,7 +26,8 @@ def build_model(
     x = layers.Reshape((*image_shape, 1))(x)
     for i, filters in enumerate(params.filters):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
+        # momentum 0.9: moving statistics settle within a few dozen steps (short runs, early epochs)
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
         x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     x = layers.Dropout(params.dropout, seed=seed)(x)

@@ -15,8 +15,8 @@ class _Strict(BaseModel):
 
 
 class AugmentParams(_Strict):
-    flip: bool = True
-    shift: int = Field(default=2, ge=0, le=8)
+    flip: bool = False
+    shift: int = Field(default=0, ge=0, le=8)
 
 
 class ModelParams(_Strict):
@@ -28,11 +28,11 @@ class ModelParams(_Strict):
 
 class TrainParams(_Strict):
     seed: int = 42
-    epochs: int = Field(default=14, ge=1)
+    epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=128, ge=1)
     learning_rate: float = Field(default=0.002, gt=0)
     validation_split: float = Field(default=0.1, ge=0.0, lt=0.9)
-    early_stopping_patience: int = Field(default=4, ge=0)
+    early_stopping_patience: int = Field(default=3, ge=0)
     subset: int = Field(default=0, ge=0)
     augment: AugmentParams = AugmentParams()
     model: ModelParams = ModelParams()
