@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vertex_edge.data.prepare import load_npz
-from vertex_edge.errors import DataError, EdgeError
+from vertex_edge.errors import DataError
 from vertex_edge.fsutil import atomic_dir, atomic_write_json, atomic_write_text, file_digest
 from vertex_edge.gitinfo import git_info
 from vertex_edge.params import TrainParams
@@ -123,15 +123,44 @@ def write_outputs(
     return card
 
 
-def _quiet_logger() -> logging.Logger:
-    """Sacred's own INFO lines duplicate ours; keep its warnings and errors."""
-    logger = logging.getLogger("vertex_edge.sacred")
-    logger.setLevel(logging.WARNING)
-    return logger
+def new_experiment(
+    name: str, params: TrainParams, tracking: TrackingTarget, *, mongo_client: Any, echo: Callable[[str], None]
+) -> Any:
+    """A Sacred experiment for one training run, observed as ``tracking`` says.
+
+    Tracking is connected here, before any training: an unreachable MongoDB fails at once.
+    """
+    from sacred import SETTINGS, Experiment
+
+    if tracking.kind == "mongo" and mongo_client is None:
+        mongo_client = connect_mongo(tracking)
+    observers = make_observers(tracking, mongo_client=mongo_client)
+    echo(f"tracking: {tracking.describe()}")
+    SETTINGS.CAPTURE_MODE = "no"  # the terminal shows progress; metrics are logged explicitly
+    ex = Experiment(name, save_git_info=False)
+    logger = logging.getLogger("vertex_edge.sacred")  # Sacred's INFO lines duplicate ours
+    logger.setLevel(logging.WARNING if observers else logging.ERROR)  # no "no observers" warning when offline
+    ex.logger = logger
+    ex.add_config(params.model_dump(mode="json"))
+    ex.observers.extend(observers)
+    return ex
+
+
+def run_experiment(ex: Any, tracking: TrackingTarget, echo: Callable[[str], None]) -> Any:
+    """Run ``ex``; Ctrl-C and SIGTERM are recorded as INTERRUPTED (and re-raised)."""
+    with sigterm_as_interrupt():
+        try:
+            run = ex.run()
+        except KeyboardInterrupt:
+            echo("training interrupted: the run is recorded as INTERRUPTED")
+            raise
+    if run._id is not None:
+        echo(f"experiment id: {run._id} ({tracking.describe()})")
+    return run
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a killed job) is recorded like Ctrl-C: Sacred marks the run INTERRUPTED."""
 
     def handler(signum: int, frame: Any) -> None:
@@ -164,21 +193,10 @@ def run_tracked_training(
 
     Tracking is checked before any training starts: an unreachable MongoDB fails at once.
     """
-    from sacred import SETTINGS, Experiment
-
     meta = load_meta(data_dir)
     train_split = load_npz(data_dir / "train.npz")
     test_split = load_npz(data_dir / "test.npz")
-    if tracking.kind == "mongo" and mongo_client is None:
-        mongo_client = connect_mongo(tracking)
-    observers = make_observers(tracking, mongo_client=mongo_client)
-    echo(f"tracking: {tracking.describe()}")
-
-    SETTINGS.CAPTURE_MODE = "no"  # the terminal shows progress; metrics are logged explicitly
-    ex = Experiment(model_name, save_git_info=False)
-    ex.logger = _quiet_logger()
-    ex.add_config(params.model_dump(mode="json"))
-    ex.observers.extend(observers)
+    ex = new_experiment(model_name, params, tracking, mongo_client=mongo_client, echo=echo)
     git = git_info(repo)
     card_box: dict[str, Any] = {}
 
@@ -230,14 +248,5 @@ def run_tracked_training(
         card_box.update(card)
         return result.test_accuracy
 
-    with _sigterm_as_interrupt():
-        try:
-            run = ex.run()
-        except KeyboardInterrupt:
-            echo("training interrupted: the run is recorded as INTERRUPTED")
-            raise
-        except EdgeError:
-            raise
-    if run._id is not None:
-        echo(f"experiment id: {run._id} ({tracking.describe()})")
+    run_experiment(ex, tracking, echo)
     return card_box

@@ -72,19 +72,27 @@ def _register() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code."""
+    """Run ``edge.py``; return the exit code."""
+    _register()
+    return run_command(typer.main.get_command(app), argv, prog_name="edge.py")
+
+
+def run_command(
+    command: typer.core.TyperCommand | typer.core.TyperGroup, argv: Sequence[str] | None, *, prog_name: str
+) -> int:
+    """Run a typer command with the one mapping from errors to messages and exit codes
+    (shared by ``edge.py`` and ``deploy-vertex.py``): typed errors print their message and
+    hint, usage errors their usage line; no traceback for either."""
     from typer.exceptions import TyperException
 
     from vertex_edge.errors import EdgeError
 
-    _register()
-    command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = command.main(args=args, prog_name="edge.py", standalone_mode=False)
+        result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
         return result if isinstance(result, int) else 0
     except EdgeError as exc:
-        _print_error(exc.message, exc.hint)
+        print_error(exc.message, exc.hint)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -98,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(getattr(exc, "exit_code", 2))
 
 
-def _print_error(message: str, hint: str | None) -> None:
+def print_error(message: str, hint: str | None) -> None:
     from rich.console import Console
     from rich.markup import escape
 

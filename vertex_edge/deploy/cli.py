@@ -6,7 +6,6 @@ Reads ``edge.yaml`` and picks the deployer by its ``target``. Exit codes as for 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Optional
@@ -132,24 +131,6 @@ def _print_result(app_ctx: AppContext, target: str, result: DeployResult) -> Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deploy-vertex.py``; return the exit code (errors printed without a traceback)."""
-    import click
+    from vertex_edge.cli import run_command
 
-    from vertex_edge.cli import _print_error
-    from vertex_edge.errors import EdgeError
-
-    command = typer.main.get_command(app)
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        result = command.main(args=args, prog_name="deploy-vertex.py", standalone_mode=False)
-        return result if isinstance(result, int) else 0
-    except EdgeError as exc:
-        _print_error(exc.message, exc.hint)
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        print("\naborted", file=sys.stderr)  # noqa: T201 - the CLI's own last word
-        return 130
+    return run_command(typer.main.get_command(app), argv, prog_name="deploy-vertex.py")

@@ -45,7 +45,7 @@ class LocalDeployer:
 
     def deploy(self, candidate: Candidate, *, force: bool, dry_run: bool) -> DeployResult:
         candidate.check_gate(force=force)
-        _verify_artifacts(candidate)
+        verify_artifacts(candidate)
         result = DeployResult(dry_run=dry_run, notes=list(candidate.notes))
         if not candidate.passed:
             result.notes.append(f"--force: deploying although {candidate.gate_text()}")
@@ -207,7 +207,7 @@ def _rollback_target(endpoint: Endpoint | None, name: str) -> str:
     return stack[-2]
 
 
-def _verify_artifacts(candidate: Candidate) -> None:
+def verify_artifacts(candidate: Candidate) -> None:
     """Refuse artifacts that do not match the card (a half-copied or retrained folder)."""
     for name, info in (candidate.card.get("artifacts") or {}).items():
         path = candidate.model_dir / name

@@ -214,10 +214,10 @@ class VertexDeployer:
     # ---------------------------------------------------------------- deploy
 
     def deploy(self, candidate: Candidate, *, force: bool, dry_run: bool) -> DeployResult:
-        from vertex_edge.deploy.local import _verify_artifacts
+        from vertex_edge.deploy.local import verify_artifacts
 
         candidate.check_gate(force=force)
-        _verify_artifacts(candidate)
+        verify_artifacts(candidate)
         result = DeployResult(dry_run=dry_run, notes=list(candidate.notes))
         if not candidate.passed:
             result.notes.append(f"--force: deploying although {candidate.gate_text()}")

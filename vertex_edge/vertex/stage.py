@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vertex_edge.config import EdgeConfig
-from vertex_edge.errors import DataError, EdgeError, UsageError
+from vertex_edge.errors import DataError, UsageError
 from vertex_edge.fsutil import atomic_write_json, file_digest
 from vertex_edge.tracking import TrackingTarget
 from vertex_edge.trainer import TrainOutputs
@@ -210,13 +210,10 @@ def run_stage(
     mongo_client: Any = None,
 ) -> dict[str, Any]:
     """Run the job as a Sacred experiment and write the local stage's outputs; return the card."""
-    from sacred import SETTINGS, Experiment
-
     from vertex_edge.data.prepare import load_npz
     from vertex_edge.gitinfo import git_info
     from vertex_edge.params import load_params
-    from vertex_edge.tracking import connect_mongo, make_observers
-    from vertex_edge.trainer import _quiet_logger, _sigterm_as_interrupt, load_meta
+    from vertex_edge.trainer import load_meta, new_experiment, run_experiment
 
     params = load_params(opts.params_path).train
     meta = load_meta(opts.data_dir)
@@ -229,16 +226,7 @@ def run_stage(
                 f"warning: the working tree has uncommitted changes; the job runs the trainer image of commit "
                 f"{(inputs.git_commit or '')[:8]}, without them"
             )
-    if tracking.kind == "mongo" and mongo_client is None:
-        mongo_client = connect_mongo(tracking)
-    observers = make_observers(tracking, mongo_client=mongo_client)
-    echo(f"tracking: {tracking.describe()}")
-
-    SETTINGS.CAPTURE_MODE = "no"
-    ex = Experiment(opts.config.model.name, save_git_info=False)
-    ex.logger = _quiet_logger()
-    ex.add_config(params.model_dump(mode="json"))
-    ex.observers.extend(observers)
+    ex = new_experiment(opts.config.model.name, params, tracking, mongo_client=mongo_client, echo=echo)
     local_git = git_info(opts.repo)
     card_box: dict[str, Any] = {}
 
@@ -267,16 +255,7 @@ def run_stage(
         card_box.update(card)
         return float(card["metrics"]["test_accuracy"])
 
-    with _sigterm_as_interrupt():
-        try:
-            run = ex.run()
-        except KeyboardInterrupt:
-            echo("training interrupted: the run is recorded as INTERRUPTED")
-            raise
-        except EdgeError:
-            raise
-    if run._id is not None:
-        echo(f"experiment id: {run._id} ({tracking.describe()})")
+    run_experiment(ex, tracking, echo)
     return card_box
 
 
