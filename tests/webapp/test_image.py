@@ -140,9 +140,20 @@ print(json.dumps({n: getattr(m, "__file__", None) for n, m in list(sys.modules.i
     )
     assert proc.returncode == 0, "the app needs a library the image does not install:\n" + proc.stderr[-3000:]
     modules: dict[str, str | None] = json.loads(proc.stdout.strip().splitlines()[-1])
-    copied = ("vertex_edge/__init__.py", "vertex_edge/errors.py", "vertex_edge/preprocess.py", "vertex_edge/webapp/")
+    copied = _copied_sources()
     for name, path in modules.items():
         if (name == "vertex_edge" or name.startswith("vertex_edge.")) and path:
             rel = Path(path).resolve().relative_to(REPO).as_posix()
             assert rel.startswith(copied), f"{name} ({rel}) is imported but not copied into the image"
     assert not any(n.split(".")[0] in ("tensorflow", "keras", "onnxruntime", "dvc", "sacred") for n in modules)
+
+
+def _copied_sources() -> tuple[str, ...]:
+    """The vertex_edge paths the web-app Dockerfile COPYs (folders end with '/')."""
+    paths: list[str] = []
+    for line in (REPO / "services" / "webapp" / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            for src in (w for w in words[1:-1] if not w.startswith("--") and w.startswith("vertex_edge")):
+                paths.append(src if src.endswith(".py") else src.rstrip("/") + "/")
+    return tuple(paths)

@@ -3,17 +3,16 @@ a request id; and a hard cap on request bodies (uploads) checked while the body 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
 import sys
 import time
-from datetime import UTC, datetime
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vertex_edge.jsonlog import JsonFormatter
 
 log = logging.getLogger("vertex_edge.webapp.requests")
 
@@ -30,24 +29,6 @@ _SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the record's ``fields``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
 
 
 class TextFormatter(logging.Formatter):
