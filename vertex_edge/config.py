@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vertex_edge.errors import ConfigError
 
 CONFIG_FILE = "edge.yaml"
+M = TypeVar("M", bound=BaseModel)
 CONFIG_VERSION = 1
 
 _NAME_RE = r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$"
@@ -152,9 +153,9 @@ class EdgeConfig(_Strict):
         return data
 
 
-def _expected_form(loc: tuple[Any, ...]) -> str:
+def _expected_form(loc: tuple[Any, ...], root: type[BaseModel]) -> str:
     """Describe the expected form of the field at ``loc`` from the model's own schema."""
-    model: Any = EdgeConfig
+    model: Any = root
     field = None
     for part in loc:
         if not isinstance(part, str):
@@ -183,15 +184,16 @@ def _expected_form(loc: tuple[Any, ...]) -> str:
     return name
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+def format_validation_error(exc: ValidationError, source: str, root: type[BaseModel] | None = None) -> str:
     """One line per problem: the key, what was wrong, and the expected form."""
+    root = root or EdgeConfig
     lines = [f"{source} is invalid:"]
     for err in exc.errors():
         loc = tuple(err.get("loc", ()))
         key = ".".join(str(p) for p in loc) or "(top level)"
         kind = err.get("type", "")
         if kind == "extra_forbidden":
-            parent: Any = EdgeConfig
+            parent: Any = root
             for part in loc[:-1]:
                 sub = parent.model_fields.get(str(part)) if hasattr(parent, "model_fields") else None
                 ann = sub.annotation if sub else None
@@ -202,12 +204,12 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             lines.append(f"  - {key}: unknown key (expected one of: {allowed})")
             continue
         if kind == "missing":
-            expected = _expected_form(loc)
+            expected = _expected_form(loc, root)
             lines.append(f"  - {key}: missing required key" + (f" (expected {expected})" if expected else ""))
             continue
         msg = err.get("msg", "invalid value")
         msg = re.sub(r"^Value error, ", "", msg)
-        expected = _expected_form(loc)
+        expected = _expected_form(loc, root)
         got = err.get("input")
         if isinstance(got, str) and "://" in got:
             from vertex_edge.tracking import redact_url
@@ -221,34 +223,45 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 
 
 def parse_config(data: Any, source: str = CONFIG_FILE) -> EdgeConfig:
+    return validate_model(EdgeConfig, data, source)
+
+
+def validate_model(model: type[M], data: Any, source: str) -> M:
+    """Validate ``data`` (parsed YAML) as ``model``; :class:`ConfigError` names every bad key."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a YAML mapping of keys to values, got {type(data).__name__}")
     try:
-        return EdgeConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, model)) from None
 
 
-def load_config(path: Path) -> EdgeConfig:
-    """Read and validate ``edge.yaml``. Raises :class:`ConfigError` naming every bad key."""
+def load_yaml_model(path: Path, model: type[M], *, what: str = "", missing_hint: str | None = None) -> M:
+    """Read a YAML file and validate it as ``model`` (edge.yaml, params.yaml, dataset manifests)."""
     import yaml
 
+    label = f"{what} {path}".strip()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path} not found", hint="run 'python edge.py setup' to create it") from None
+        raise ConfigError(f"{label} not found", hint=missing_hint) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {label}: {exc.strerror}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
-    return parse_config(data, str(path.name))
+        raise ConfigError(f"{label} is not valid YAML{where}: {problem}") from None
+    return validate_model(model, data, f"{what} {Path(path).name}".strip())
+
+
+def load_config(path: Path) -> EdgeConfig:
+    """Read and validate ``edge.yaml``. Raises :class:`ConfigError` naming every bad key."""
+    return load_yaml_model(path, EdgeConfig, missing_hint="run 'python edge.py setup' to create it")
 
 
 def dump_config(config: EdgeConfig) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vertex_edge.errors import ConfigError
+from vertex_edge.config import load_yaml_model
 
 
 class _Strict(BaseModel):
@@ -55,18 +55,4 @@ class Params(BaseModel):
 
 
 def load_params(path: Path) -> Params:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"params file {path} not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    try:
-        return Params.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
-        )
-        raise ConfigError(f"{path} is invalid: {problems}") from None
+    return load_yaml_model(path, Params, what="params file")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vertex_edge.errors import ConfigError
+from vertex_edge.config import load_yaml_model
 
 DEFAULT_MANIFEST = Path("data/fashion-mnist.yaml")
 MANIFEST_ENV = "EDGE_DATASET_MANIFEST"
@@ -54,16 +54,4 @@ class DatasetManifest(BaseModel):
 
 
 def load_manifest(path: Path) -> DatasetManifest:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"dataset manifest {path} not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"dataset manifest {path} is not valid YAML: {exc}") from None
-    try:
-        return DatasetManifest.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"dataset manifest {path} is invalid: {problems}") from None
+    return load_yaml_model(path, DatasetManifest, what="dataset manifest")
