@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,47 +68,7 @@ def make_env(cloud: FakeCloud, kube: FakeKube, fake_dvc: FakeDvc, tmp_path: Path
         env.close()
 
 
-# --- a real GCS emulator ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def gcs_emulator() -> Iterator[str]:
-    """``gcp-storage-emulator`` on a free port (in memory); yields its ``http://host:port``."""
-    exe = shutil.which("gcp-storage-emulator", path=str(Path(sys.executable).parent)) or shutil.which(
-        "gcp-storage-emulator"
-    )
-    if exe is None:
-        pytest.skip("gcp-storage-emulator is not installed")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gcp-storage-emulator did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+# --- a real GCS emulator (the gcs_emulator fixture is in tests/conftest.py) ---------------
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import free_port  # noqa: F401 - re-exported for serving/registry tests
 from tests.serving.tiny_model import write_model_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,12 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     return write_model_dir(tmp_path / "model")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -60,7 +55,9 @@ class RunningServer:
         return self.process.returncode
 
 
-def start_server(env_extra: dict[str, str], log_path: Path, *, wait_ready: bool = True, timeout: float = 60) -> RunningServer:
+def start_server(
+    env_extra: dict[str, str], log_path: Path, *, wait_ready: bool = True, timeout: float = 60
+) -> RunningServer:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "EDGE_"))}
     env.update({"AIP_HTTP_PORT": str(port), "EDGE_HOST": "127.0.0.1", "PYTHONPATH": str(REPO)})
@@ -132,7 +129,6 @@ def vertex_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     server.stop()
 
 
-@pytest.fixture(scope="module")
 def gcs_emulator_url() -> Iterator[str]:
     """gcp-storage-emulator (in memory) on a free port; yields http://127.0.0.1:PORT."""
     import shutil

@@ -95,13 +95,13 @@ def test_download_gcs_requires_the_model_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_server_loads_from_gcs_emulator(model_dir: Path, gcs_emulator_url: str, server_factory) -> None:
+def test_server_loads_from_gcs_emulator(model_dir: Path, gcs_emulator: str, server_factory) -> None:
     import os
 
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    os.environ["STORAGE_EMULATOR_HOST"] = gcs_emulator_url
+    os.environ["STORAGE_EMULATOR_HOST"] = gcs_emulator
     try:
         client = storage.Client(project="test", credentials=AnonymousCredentials())
         bucket = client.create_bucket("edge-models")
@@ -110,7 +110,7 @@ def test_server_loads_from_gcs_emulator(model_dir: Path, gcs_emulator_url: str, 
     finally:
         del os.environ["STORAGE_EMULATOR_HOST"]
     server = server_factory(
-        {"AIP_STORAGE_URI": "gs://edge-models/fashion-mnist/7", "STORAGE_EMULATOR_HOST": gcs_emulator_url}
+        {"AIP_STORAGE_URI": "gs://edge-models/fashion-mnist/7", "STORAGE_EMULATOR_HOST": gcs_emulator}
     )
     r = httpx.post(server.predict_url, json={"instances": [bar_image(8).tolist()]}, timeout=30)
     assert r.status_code == 200 and r.json()["predictions"][0]["label"] == "Bag"

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import io
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from tests.conftest import free_port
 from vertex_edge.webapp.client import CLASS_NAMES, Prediction
 from vertex_edge.webapp.samples import SAMPLES_DIR
 
@@ -63,12 +63,6 @@ def png_bytes(size: tuple[int, int] = (64, 64), *, mode: str = "RGB", light_back
 
 def sample_bytes(sample_id: str = "7-sneaker") -> bytes:
     return (SAMPLES_DIR / f"{sample_id}.png").read_bytes()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_tiny_model(folder: Path, *, version: str = MODEL_VERSION, seed: int = 0) -> Path:
