@@ -6,6 +6,7 @@ A stage module is a thin ``main(argv=None)`` over pure functions in :mod:`vertex
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -28,3 +29,14 @@ def run_step(
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def exit_process(code: int) -> None:
+    """End the stage's process with ``code``. After an interrupt (130) the run is already
+    recorded and every output is atomic, so native libraries' teardown is skipped: TensorFlow
+    can abort in it when a step was interrupted mid-batch."""
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from steps import run_step
+from steps import exit_process, run_step
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,4 +42,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

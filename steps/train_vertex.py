@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from steps import run_step
+from steps import exit_process, run_step
 
 BACKEND_ENV = "EDGE_TRAIN_BACKEND"
 DATA_SOURCE_ENV = "EDGE_VERTEX_DATA_SOURCE"
@@ -155,4 +155,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
