@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -127,35 +126,3 @@ def vertex_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     )
     yield server
     server.stop()
-
-
-def gcs_emulator_url() -> Iterator[str]:
-    """gcp-storage-emulator (in memory) on a free port; yields http://127.0.0.1:PORT."""
-    import shutil
-
-    exe = shutil.which("gcp-storage-emulator", path=str(Path(sys.executable).parent))
-    if exe is None:
-        pytest.skip("gcp-storage-emulator is not installed")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gcp-storage-emulator did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
