@@ -17,17 +17,26 @@ import typer
 
 from vertex_edge.cli.context import AppContext
 
-app = typer.Typer(
-    name="edge.py",
+
+def new_app(name: str, **settings: object) -> typer.Typer:
+    """A typer app with the settings every vertex-edge command line shares."""
+    return typer.Typer(
+        name=name,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        **settings,  # type: ignore[arg-type]
+    )
+
+
+app = new_app(
+    "edge.py",
     help=(
         "vertex-edge: train, track and deploy the Fashion-MNIST model, locally or on Google Cloud.\n\n"
         "Start with 'python edge.py setup', then 'python edge.py data seed' and 'dvc repro'."
     ),
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 

@@ -12,17 +12,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from vertex_edge.cli import new_app
 from vertex_edge.cli.context import AppContext
 from vertex_edge.deploy import DEFAULT_METRICS, DEFAULT_MODEL_DIR, DEFAULT_PARAMS, DeployResult
 from vertex_edge.errors import UsageError
 
-app = typer.Typer(
-    name="deploy-vertex.py",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+app = new_app("deploy-vertex.py")
 
 
 @app.command()
