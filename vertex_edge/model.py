@@ -1,22 +1,30 @@
 """The Fashion-MNIST CNN, in backend-agnostic Keras 3 (TensorFlow here, JAX or PyTorch work too).
 
 Input: float32 ``(N, 28, 28)`` raw pixel values 0..255 (the model rescales). Output: softmax
-probabilities ``(N, num_classes)``. Augmentation is not part of the model, so the exported
-ONNX graph is exactly the inference graph.
+probabilities ``(N, num_classes)``. Augmentation (``params.yaml`` ``train.augment``) runs as
+Keras layers at the front of the training model: inside the backend's graph, so it costs the CPU
+almost nothing. They are identity at inference, but their random ops do not convert to ONNX, so
+the model is exported from :func:`inference_copy`, the same network without them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vertex_edge.params import ModelParams
+from vertex_edge.params import AugmentParams, ModelParams, TrainParams
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
+    import numpy as np
 
 
 def build_model(
-    params: ModelParams, *, image_shape: tuple[int, int] = (28, 28), num_classes: int = 10, seed: int = 0
+    params: ModelParams,
+    *,
+    image_shape: tuple[int, int] = (28, 28),
+    num_classes: int = 10,
+    seed: int = 0,
+    augment: AugmentParams | None = None,
 ) -> keras.Model:
     import keras
     from keras import layers
@@ -24,15 +32,58 @@ def build_model(
     inputs = keras.Input(shape=image_shape, dtype="float32", name="image")
     x = layers.Rescaling(1.0 / 255.0)(inputs)
     x = layers.Reshape((*image_shape, 1))(x)
+    if augment is not None and augment.flip:
+        x = layers.RandomFlip("horizontal", seed=seed + 2, name="augment_flip")(x)
+    if augment is not None and augment.shift:
+        factor = augment.shift / min(image_shape)  # whole pixels: nearest, zero fill
+        x = layers.RandomTranslation(
+            factor, factor, fill_mode="constant", interpolation="nearest", seed=seed + 3, name="augment_shift"
+        )(x)
     for i, filters in enumerate(params.filters):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
+        # Pool first: batch norm and ReLU then touch a quarter of the values. On a CPU that is
+        # about 30% of the training time for the same accuracy.
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
         # momentum 0.9: moving statistics settle within a few dozen steps (short runs, early epochs)
         x = layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
         x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     x = layers.Dropout(params.dropout, seed=seed)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(params.dense, activation="relu", name="dense")(x)
     x = layers.Dropout(params.dense_dropout, seed=seed + 1)(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="fashion_cnn")
+
+
+def inference_copy(
+    model: keras.Model, params: TrainParams, *, image_shape: tuple[int, ...], num_classes: int
+) -> keras.Model:
+    """``model``'s network without its augmentation layers (which hold no weights), as a new
+    model with copied weights, averaging over the mirror image when ``mirror_average`` is set:
+    what is exported to ONNX and served. Being a plain copy, it also lets the
+    Vertex chief export a model trained under a distribution strategy on its own."""
+    import numpy as np
+
+    net = build_model(params.model, image_shape=image_shape, num_classes=num_classes, seed=params.seed)  # type: ignore[arg-type]
+    net.set_weights(model.get_weights())
+    if params.model.mirror_average:
+        import keras
+        from keras import layers
+
+        inputs = keras.Input(shape=image_shape, dtype="float32", name="image")
+        mirrored = layers.Lambda(lambda x: keras.ops.flip(x, axis=2), name="mirror")(inputs)  # left <-> right
+        outputs = layers.Average(name="mean_probabilities")([net(inputs), net(mirrored)])
+        net = keras.Model(inputs, outputs, name=f"{net.name}_mirror_average")
+    net(np.zeros((1, *image_shape), dtype="float32"))  # Keras exports only models that were called
+    return net
+
+
+def predict(model: keras.Model, images: np.ndarray, params: TrainParams, *, batch_size: int = 512) -> np.ndarray:
+    """Class probabilities from the training model, as :func:`inference_copy` computes them."""
+    import numpy as np
+
+    x = images.astype(np.float32)
+    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    if params.model.mirror_average:
+        probs = (probs + np.asarray(model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0))) / 2
+    return probs

@@ -15,21 +15,22 @@ class _Strict(BaseModel):
 
 
 class AugmentParams(_Strict):
-    flip: bool = False
+    flip: bool = True
     shift: int = Field(default=0, ge=0, le=8)
 
 
 class ModelParams(_Strict):
-    filters: list[int] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=4)
-    dense: int = Field(default=128, ge=8)
+    filters: list[int] = Field(default_factory=lambda: [24, 64, 128], min_length=1, max_length=4)
+    dense: int = Field(default=256, ge=8)
     dropout: float = Field(default=0.25, ge=0.0, lt=1.0)
     dense_dropout: float = Field(default=0.4, ge=0.0, lt=1.0)
+    mirror_average: bool = True  # predict on the image and its mirror image, average (test-time augmentation)
 
 
 class TrainParams(_Strict):
     seed: int = 42
     epochs: int = Field(default=10, ge=1)
-    batch_size: int = Field(default=128, ge=1)
+    batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=0.002, gt=0)
     validation_split: float = Field(default=0.1, ge=0.0, lt=0.9)
     early_stopping_patience: int = Field(default=3, ge=0)

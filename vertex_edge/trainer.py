@@ -23,6 +23,7 @@ from vertex_edge.data.prepare import load_npz
 from vertex_edge.errors import DataError
 from vertex_edge.fsutil import atomic_dir, atomic_write_json, atomic_write_text, file_digest
 from vertex_edge.gitinfo import git_info
+from vertex_edge.model import inference_copy
 from vertex_edge.params import TrainParams
 from vertex_edge.tracking import TrackingTarget, connect_mongo, make_observers
 from vertex_edge.training import TrainResult, export_onnx, train
@@ -78,7 +79,10 @@ def write_outputs(
     created = datetime.now(UTC).replace(microsecond=0)
     with atomic_dir(outputs.model_dir) as tmp:
         result.model.save(tmp / "model.keras")
-        onnx_diff = export_onnx(result.model, tmp / "model.onnx", sample)
+        exported = inference_copy(
+            result.model, params, image_shape=tuple(meta["image_shape"]), num_classes=len(meta["labels"])
+        )
+        onnx_diff = export_onnx(exported, tmp / "model.onnx", sample)
         artifacts = {
             name: {"sha256": file_digest(tmp / name, "sha256"), "bytes": (tmp / name).stat().st_size}
             for name in ("model.onnx", "model.keras")

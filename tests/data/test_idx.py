@@ -48,6 +48,16 @@ def test_truncated_gzip(tmp_path: Path) -> None:
         idx.read_images(tmp_path / "cut.gz", count=3, shape=(28, 28))
 
 
+def test_corrupt_gzip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    idx.write_idx(tmp_path / "ok.gz", rng.integers(0, 256, (3, 28, 28), dtype=np.uint8))
+    data = bytearray((tmp_path / "ok.gz").read_bytes())
+    data[20:60] = bytes(40)  # zeroed deflate blocks
+    (tmp_path / "bad.gz").write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"bad\.gz: not a complete gzip file"):
+        idx.read_images(tmp_path / "bad.gz", count=3, shape=(28, 28))
+
+
 def test_wrong_count(tmp_path: Path) -> None:
     idx.write_idx(tmp_path / "i.gz", np.zeros((3, 28, 28), np.uint8))
     with pytest.raises(DataError, match="3 images, expected 60000"):

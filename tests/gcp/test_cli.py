@@ -219,9 +219,9 @@ def test_the_generated_password_appears_in_no_output_log_argv_config_or_state(
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from vertex_edge.gcp.clients import _default_kube
-
     import tempfile
+
+    from vertex_edge.gcp.clients import _default_kube
 
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()

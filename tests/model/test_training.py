@@ -15,21 +15,42 @@ import pytest
 
 from vertex_edge.data.prepare import Split
 from vertex_edge.params import AugmentParams, TrainParams
-from vertex_edge.training import augment_batch, split_train_val
+from vertex_edge.training import split_train_val
 
 FAST = TrainParams(epochs=1, batch_size=32, validation_split=0.2, early_stopping_patience=0)
 
 
-def test_augment_keeps_shape_and_content() -> None:
-    rng = np.random.default_rng(0)
-    images = np.zeros((64, 28, 28), np.uint8)
-    images[:, 10:18, 10:18] = 255
-    out = augment_batch(images, AugmentParams(flip=True, shift=2), rng)
-    assert out.shape == images.shape and out.dtype == np.uint8
-    assert (out.sum(axis=(1, 2)) == images.sum(axis=(1, 2))).all()  # a centred square never leaves the frame
-    assert not (out == images).all()
-    same = augment_batch(images, AugmentParams(flip=False, shift=0), rng)
-    np.testing.assert_array_equal(same, images)
+def test_augmentation_trains_only_and_is_left_out_of_the_exported_copy() -> None:
+    from vertex_edge.model import build_model, inference_copy
+
+    params = TrainParams(
+        augment=AugmentParams(flip=True, shift=2), model={"filters": [4], "dense": 8, "mirror_average": False}
+    )
+    model = build_model(params.model, augment=params.augment, seed=1)
+    images = np.zeros((16, 28, 28), np.float32)
+    images[:, 8:20, 4:12] = 255.0  # off-centre, so a flip or a shift changes the picture
+
+    assert {"augment_flip", "augment_shift"} <= {layer.name for layer in model.layers}
+    copy = inference_copy(model, params, image_shape=(28, 28), num_classes=10)
+    assert not any(layer.name.startswith("augment_") for layer in copy.layers)
+    served = np.asarray(copy(images, training=False))
+    np.testing.assert_allclose(np.asarray(model(images, training=False)), served, atol=1e-6)
+    trained_on = np.asarray(model(images, training=True))
+    assert not np.allclose(trained_on, served, atol=1e-6)  # augmentation (and dropout) act in training
+
+
+def test_mirror_average_serves_the_mean_over_the_mirror_image() -> None:
+    from vertex_edge.model import build_model, inference_copy, predict
+
+    params = TrainParams(model={"filters": [4], "dense": 8, "mirror_average": True})
+    model = build_model(params.model, seed=3)
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28)).astype(np.float32)
+    plain = np.asarray(model(images, training=False))
+    mirrored = np.asarray(model(images[:, :, ::-1], training=False))
+    assert not np.allclose(plain, mirrored, atol=1e-6)
+    served = np.asarray(inference_copy(model, params, image_shape=(28, 28), num_classes=10)(images))
+    np.testing.assert_allclose(served, (plain + mirrored) / 2, atol=1e-6)
+    np.testing.assert_allclose(predict(model, images, params), served, atol=1e-6)
 
 
 def test_split_is_seeded_and_honours_subset() -> None:
@@ -52,7 +73,7 @@ def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path
     lines: list[str] = []
     card = run_tracked_training(
         data_dir=prepared,
-        params=FAST.model_copy(update={"epochs": 2}),
+        params=FAST.model_copy(update={"epochs": 2, "augment": AugmentParams(flip=True, shift=2)}),
         outputs=outputs,
         tracking=TrackingTarget("file", path=tmp_path / "runs"),
         model_name="fashion-mnist",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +20,15 @@ LABELS_MAGIC = 0x00000801
 
 
 def decompress(path: Path) -> bytes:
+    from isal import igzip, igzip_lib  # here, not at import: the training image reads .npz only
+
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
-        return gzip.decompress(raw)
+        return igzip.decompress(raw)  # ISA-L: about 1.7x zlib's speed, same result
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (EOFError, OSError, zlib.error) as exc:
+    except (EOFError, OSError, igzip_lib.IsalError) as exc:
         raise DataError(f"{path}: not a complete gzip file ({exc})") from None
 
 

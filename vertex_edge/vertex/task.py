@@ -174,19 +174,6 @@ def _barrier(strategy: Any) -> None:
     sync()
 
 
-def _exportable(model: Any, params: Any, image_shape: tuple[int, ...], num_classes: int) -> Any:
-    """A copy of a distributed model outside the strategy, so the chief alone can save and
-    export it (predict/ONNX export on mirrored variables would wait for the other replicas)."""
-    import numpy as np
-
-    from vertex_edge.model import build_model
-
-    clone = build_model(params.model, image_shape=image_shape, num_classes=num_classes, seed=params.seed)  # type: ignore[arg-type]
-    clone.set_weights(model.get_weights())
-    clone(np.zeros((1, *image_shape), dtype="float32"))  # Keras exports only models that were called
-    return clone
-
-
 def _tensorboard(files: Files, uri: str, workdir: Path) -> tuple[Path, Any]:
     """A local log folder and the function that mirrors it to ``uri`` after each epoch."""
     if not is_gcs(uri):
@@ -263,7 +250,7 @@ def _run(
 
     import keras
 
-    from vertex_edge.training import train
+    from vertex_edge.training import STEPS_PER_EXECUTION, train
 
     callbacks: list[Any] = []
     initial_epoch, prior = 0, []
@@ -288,6 +275,7 @@ def _run(
         result = train(
             train_split, test_split, params, num_classes=len(meta["labels"]), on_epoch=on_epoch,
             model=model, initial_epoch=initial_epoch, extra_callbacks=callbacks,
+            steps_per_execution=1 if cluster.multi_worker else STEPS_PER_EXECUTION,
         )  # fmt: skip
     result = _with_prior_history(result, prior, params, initial_epoch)
     log.info(
@@ -310,8 +298,12 @@ def _run(
     }
     if cluster.is_chief:
         export_model = result.model
-        if strategy_name != "default":
-            export_model = _exportable(result.model, params, tuple(train_split.images.shape[1:]), len(meta["labels"]))
+        if strategy_name != "default":  # a plain copy: saving a mirrored model would wait for the workers
+            from vertex_edge.model import inference_copy
+
+            export_model = inference_copy(
+                result.model, params, image_shape=tuple(train_split.images.shape[1:]), num_classes=len(meta["labels"])
+            )
         card = _write_outputs(
             dataclasses.replace(result, model=export_model), args, dirs, meta, params, files, workdir, summary,
             sample=test_split.images[:256],
