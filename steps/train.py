@@ -30,9 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from vertex_edge.config import EdgeConfig, load_config
+    from vertex_edge.gcp.sacred import tracking_environment
+    from vertex_edge.layout import LocalLayout
     from vertex_edge.params import load_params
-    from vertex_edge.provision.local import LocalLayout
-    from vertex_edge.tracking import resolve_tracking, tracking_environment
+    from vertex_edge.tracking import resolve_tracking
     from vertex_edge.trainer import TrainOutputs, run_tracked_training
 
     repo = Path.cwd()

@@ -98,8 +98,9 @@ def confirm_cancel(policy: str):  # noqa: ANN201 - Callable[[str], bool]
 def run(args: argparse.Namespace) -> None:
     import json
 
-    from vertex_edge.provision.local import LocalLayout
-    from vertex_edge.tracking import resolve_tracking, tracking_environment
+    from vertex_edge.gcp.sacred import tracking_environment
+    from vertex_edge.layout import LocalLayout
+    from vertex_edge.tracking import resolve_tracking
     from vertex_edge.vertex.stage import plan_job, run_stage
 
     opts = options(args)

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vertex_edge.errors import ConfigError
+from vertex_edge.fsutil import atomic_write_text
+from vertex_edge.redact import redact_url
 
 CONFIG_FILE = "edge.yaml"
 M = TypeVar("M", bound=BaseModel)
@@ -212,8 +214,6 @@ def format_validation_error(exc: ValidationError, source: str, root: type[BaseMo
         expected = _expected_form(loc, root)
         got = err.get("input")
         if isinstance(got, str) and "://" in got:
-            from vertex_edge.tracking import redact_url
-
             got = redact_url(got)  # never echo a password back
         got_s = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(
@@ -275,6 +275,4 @@ def dump_config(config: EdgeConfig) -> str:
 
 
 def write_config(config: EdgeConfig, path: Path) -> None:
-    from vertex_edge.fsutil import atomic_write_text
-
     atomic_write_text(path, dump_config(config))

@@ -3,7 +3,7 @@
 Two backends share every caller's logic:
 
 * :class:`LocalStore` - a folder; create-if-absent uses ``O_CREAT | O_EXCL``.
-* ``GcsStore`` (in :mod:`vertex_edge.gcp.storage`) - a GCS prefix; create-if-absent uses
+* ``GcsStore`` (in :mod:`vertex_edge.gcp.object_store`) - a GCS prefix; create-if-absent uses
   ``if_generation_match=0`` and writes use generation preconditions.
 
 Every object has a *generation* (an integer that changes on each write). A write may name

@@ -8,34 +8,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Literal, Protocol
 
 from vertex_edge.errors import TrackingError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from vertex_edge.config import EdgeConfig
+from vertex_edge.redact import redact_url
 
 log = logging.getLogger(__name__)
 
 OFFLINE_ENV = "EDGE_OFFLINE"
 MONGO_ENV = "EDGE_MONGODB_URL"
 EXPERIMENTS_ENV = "EDGE_EXPERIMENTS_DIR"
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to print and log)."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -53,7 +40,7 @@ class TrackingTarget:
         return "tracking off"
 
 
-def _truthy(value: str | None) -> bool:
+def truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -67,43 +54,12 @@ def resolve_tracking(
     offline: bool = False,
 ) -> TrackingTarget:
     """Decide where runs go, from config values and the environment (passed in, not read here)."""
-    if offline or _truthy(env.get(OFFLINE_ENV)) or not enabled:
+    if offline or truthy(env.get(OFFLINE_ENV)) or not enabled:
         return TrackingTarget("off")
     url = env.get(MONGO_ENV) or mongodb_url
     if url:
         return TrackingTarget("mongo", url=url, db=mongodb_db)
     return TrackingTarget("file", path=Path(env.get(EXPERIMENTS_ENV) or file_store))
-
-
-@contextlib.contextmanager
-def tracking_environment(
-    config: EdgeConfig, env: Mapping[str, str], *, offline: bool = False
-) -> Iterator[dict[str, str]]:
-    """The environment to resolve tracking with.
-
-    On the gcp target, with Sacred on GKE (no MongoDB URL of the user's own), this opens a
-    port-forward to the cluster's MongoDB for the ``with`` block and adds ``EDGE_MONGODB_URL``
-    (password from Secret Manager) to the returned copy - never to ``os.environ``, never logged.
-    """
-    out = dict(env)
-    wants_cluster = (
-        config.target == "gcp"
-        and config.tracking.enabled
-        and not offline
-        and not _truthy(out.get(OFFLINE_ENV))
-        and not out.get(MONGO_ENV)
-        and not config.tracking.mongodb_url
-    )
-    if not wants_cluster or config.gcp is None:
-        yield out
-        return
-    from vertex_edge.gcp.clients import GcpClients
-    from vertex_edge.gcp.portforward import mongo_url_via_port_forward
-
-    clients = GcpClients.connect(config.gcp.project, config.gcp.region)
-    with mongo_url_via_port_forward(config, clients) as url:
-        out[MONGO_ENV] = url
-        yield out
 
 
 def connect_mongo(target: TrackingTarget, *, timeout_ms: int = 3000, client_factory: Any = None) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from vertex_edge.gcp.clients import GcpClients
-from vertex_edge.gcp.portforward import Forward
+from vertex_edge.gcp.kube import Forward
 
 PROJECT = "demo-project-1"
 REGION = "us-central1"

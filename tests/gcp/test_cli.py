@@ -175,7 +175,7 @@ def test_teardown_through_the_cli(repo: Path, wired: FakeCloud, capsys: pytest.C
 def test_dashboard_opens_a_port_forward_to_omniboard(
     repo: Path, wired: FakeCloud, kube: FakeKube, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from vertex_edge.gcp.portforward import Forward
+    from vertex_edge.gcp.kube import Forward
 
     assert main(["--repo", str(repo), *SETUP, "--yes"]) == 0
     capsys.readouterr()

@@ -15,8 +15,13 @@ from google.auth import exceptions as aexc
 
 from tests.gcp.fakes import PROJECT, REGION, FakeCloud
 from vertex_edge.errors import CloudError, NotProvisionedError
-from vertex_edge.gcp.clients import CLIENT_NAMES, GcpClients, classify, disabled_api, translate
+from vertex_edge.gcp.clients import GcpClients
+from vertex_edge.gcp.errors import classify, disabled_api, translate
 from vertex_edge.gcp.kube import ToolRunner, cluster_endpoint, cluster_runner
+
+CLIENT_NAMES = (
+    "service_usage", "storage", "artifact_registry", "container", "secret_manager", "projects", "billing", "endpoints",
+)  # fmt: skip
 
 
 def test_every_real_client_is_built_on_first_use_with_the_given_credentials() -> None:
@@ -93,7 +98,7 @@ def test_refresh_uses_a_short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
         (aexc.TransportError("Failed to resolve 'oauth2.googleapis.com'"), "unreachable"),
         (aexc.RefreshError("invalid_grant: Token has been expired or revoked."), "credentials"),
         (gexc.ServiceUnavailable("DNS resolution failed"), "unreachable"),
-        (gexc.DeadlineExceeded("deadline"), "unreachable"),
+        (gexc.DeadlineExceeded("deadline"), "timeout"),
         (gexc.RetryError("retries exhausted", gexc.ServiceUnavailable("x")), "unreachable"),
         (gexc.Unauthenticated("invalid credentials"), "credentials"),
         (gexc.PermissionDenied("Permission 'container.clusters.get' denied"), "permission"),
@@ -118,7 +123,7 @@ def test_refresh_uses_a_short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_classify(exc: BaseException, kind: str) -> None:
     problem = classify(exc)
     assert problem is not None and problem.kind == kind
-    assert problem.blocks_everything == (kind in ("unreachable", "credentials"))
+    assert problem.blocks_everything == (kind in ("unreachable", "timeout", "credentials"))
 
 
 def test_classify_leaves_other_errors_alone() -> None:

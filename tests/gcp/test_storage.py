@@ -11,7 +11,7 @@ from google.api_core import exceptions as gexc
 
 from tests.gcp.fakes import FakeBucket, FakeCloud, FakeStorage
 from vertex_edge.errors import CloudError, LockHeldError, PreconditionFailedError
-from vertex_edge.gcp.storage import GcsStore
+from vertex_edge.gcp.object_store import GcsStore
 from vertex_edge.state import State, StateStore
 from vertex_edge.storage import LocalStore
 

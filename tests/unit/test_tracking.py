@@ -15,7 +15,6 @@ from vertex_edge.tracking import (
     TrackingTarget,
     connect_mongo,
     make_observers,
-    redact_url,
     resolve_tracking,
 )
 
@@ -43,6 +42,8 @@ def test_env_url_wins_over_config() -> None:
 
 
 def test_redact_url() -> None:
+    from vertex_edge.redact import redact_url
+
     assert redact_url("mongodb://user:secret@host:27017/db") == "mongodb://user:***@host:27017/db"
     assert redact_url("mongodb://host:27017") == "mongodb://host:27017"
 
@@ -105,7 +106,7 @@ def test_live_mongo() -> None:  # pragma: no cover - needs a server
 
 def test_tracking_environment_local_is_plain_copy() -> None:
     from vertex_edge.config import EdgeConfig
-    from vertex_edge.tracking import tracking_environment
+    from vertex_edge.gcp.sacred import tracking_environment
 
     env = {"A": "1"}
     with tracking_environment(EdgeConfig(), env) as out:
@@ -117,8 +118,8 @@ def test_tracking_environment_gcp_opens_and_closes_port_forward(monkeypatch: pyt
 
     from vertex_edge.config import parse_config
     from vertex_edge.gcp import clients as gcp_clients
-    from vertex_edge.gcp import portforward
-    from vertex_edge.tracking import tracking_environment
+    from vertex_edge.gcp import sacred
+    from vertex_edge.gcp.sacred import tracking_environment
 
     events: list[str] = []
 
@@ -128,7 +129,7 @@ def test_tracking_environment_gcp_opens_and_closes_port_forward(monkeypatch: pyt
         yield "mongodb://sacred:pw@127.0.0.1:40000/?authSource=admin"
         events.append("closed")
 
-    monkeypatch.setattr(portforward, "mongo_url_via_port_forward", fake_forward)
+    monkeypatch.setattr(sacred, "mongo_url_via_port_forward", fake_forward)
     monkeypatch.setattr(gcp_clients.GcpClients, "connect", classmethod(lambda cls, p, r: f"clients({p},{r})"))
     config = parse_config({"target": "gcp", "gcp": {"project": "my-project-1", "region": "europe-west4"}})
     with tracking_environment(config, {}) as env:

@@ -109,10 +109,11 @@ def gcs_emulator() -> Iterator[str]:
 @pytest.fixture
 def emulator_files(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - Files
     """Files on the emulator; STORAGE_EMULATOR_HOST is also set for subprocesses (vertex-local)."""
-    from vertex_edge.vertex.uris import Files, default_storage_client
+    from vertex_edge.gcp.clients import storage_client
+    from vertex_edge.vertex.uris import Files
 
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
-    return Files(default_storage_client({"STORAGE_EMULATOR_HOST": gcs_emulator}))
+    return Files(storage_client(env={"STORAGE_EMULATOR_HOST": gcs_emulator}))
 
 
 def environ_without_gcp_credentials() -> dict[str, str]:

@@ -256,21 +256,21 @@ def test_from_config_reads_the_endpoint_from_the_state(monkeypatch: pytest.Monke
 
     from tests.vertex.conftest import gcp_config
     from vertex_edge.gcp import clients as gcp_clients
-    from vertex_edge.gcp import steps as gcp_steps
+    from vertex_edge.gcp import object_store as vertex_deploy_module
     from vertex_edge.state import Resource, State
 
     state = State(target="gcp", resources={"endpoint": Resource(kind="vertex-endpoint", name="fashion-mnist-endpoint",
                                                                 location=ENDPOINT)})  # fmt: skip
     bundle = SimpleNamespace(storage=object(), artifact_registry=object(), credentials="creds")
     monkeypatch.setattr(gcp_clients.GcpClients, "connect", classmethod(lambda cls, project, region: bundle))
-    monkeypatch.setattr(gcp_steps, "state_store", lambda clients, names: SimpleNamespace(load=lambda: (state, 1)))
+    monkeypatch.setattr(vertex_deploy_module, "state_store", lambda clients, names: SimpleNamespace(load=lambda: (state, 1)))
     config = gcp_config(serving={"machine_type": "n1-standard-4", "min_replicas": 2, "max_replicas": 4,
                                  "image": "europe-west4-docker.pkg.dev/my-proj-123/edge/prediction:v9"})  # fmt: skip
     deployer = VertexDeployer.from_config(config, tmp_path)
     assert deployer.endpoint_name == ENDPOINT and deployer.bucket == "my-proj-123-edge"
     assert (deployer.machine_type, deployer.min_replicas, deployer.max_replicas) == ("n1-standard-4", 2, 4)
     assert deployer.serving_image.endswith("/prediction:v9") and deployer.credentials == "creds"
-    monkeypatch.setattr(gcp_steps, "state_store", lambda clients, names: SimpleNamespace(load=lambda: (None, 0)))
+    monkeypatch.setattr(vertex_deploy_module, "state_store", lambda clients, names: SimpleNamespace(load=lambda: (None, 0)))
     from vertex_edge.errors import NotProvisionedError
 
     with pytest.raises(NotProvisionedError, match="records no Vertex AI endpoint"):

@@ -69,9 +69,10 @@ def test_vertex_local_on_a_gcs_emulator_bucket(project: Path, prepared: Path, gc
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((project / "vertex_job.json").read_text())
     assert record["output_uri"].startswith("gs://edge-test/vertex-local/fashion-mnist-train-")
-    from vertex_edge.vertex.uris import Files, default_storage_client
+    from vertex_edge.gcp.clients import storage_client
+    from vertex_edge.vertex.uris import Files
 
-    files = Files(default_storage_client({"STORAGE_EMULATOR_HOST": gcs_emulator}))
+    files = Files(storage_client(env={"STORAGE_EMULATOR_HOST": gcs_emulator}))
     listed = files.listdir(record["output_uri"])
     assert {"model/model.onnx", "report/run.json", "checkpoints/checkpoint.json"} <= set(listed)
     assert any(name.startswith("logs/train/events.out.tfevents") for name in listed)

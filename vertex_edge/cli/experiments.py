@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 
 def tracking_target(app_ctx: AppContext, env: Mapping[str, str], *, offline: bool = False):  # noqa: ANN201
-    from vertex_edge.provision.local import LocalLayout
+    from vertex_edge.layout import LocalLayout
     from vertex_edge.tracking import resolve_tracking
 
     config = app_ctx.config()
@@ -39,7 +39,8 @@ def tracking_target(app_ctx: AppContext, env: Mapping[str, str], *, offline: boo
 @contextlib.contextmanager
 def open_store(app_ctx: AppContext) -> Iterator[tuple[Any, Any]]:
     """The configured run store (on the gcp target through a port-forward held open meanwhile)."""
-    from vertex_edge.tracking import FileExperimentStore, MongoExperimentStore, connect_mongo, tracking_environment
+    from vertex_edge.gcp.sacred import tracking_environment
+    from vertex_edge.tracking import FileExperimentStore, MongoExperimentStore, connect_mongo
 
     with tracking_environment(app_ctx.config(), os.environ) as env:
         target = tracking_target(app_ctx, env)

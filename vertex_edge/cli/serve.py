@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _registry(app_ctx: AppContext):  # noqa: ANN202 - LocalRegistry
-    from vertex_edge.provision.local import LocalLayout
+    from vertex_edge.layout import LocalLayout
     from vertex_edge.registry import LocalRegistry
 
     config = app_ctx.config()

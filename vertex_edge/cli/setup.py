@@ -167,7 +167,8 @@ def _wizard(app_ctx: AppContext, answers: dict[str, Optional[str]]) -> EdgeConfi
 
 
 def _setup_local(app_ctx: AppContext, config: EdgeConfig, config_action: Action, *, dry_run: bool) -> None:
-    from vertex_edge.provision.local import LocalLayout, local_steps
+    from vertex_edge.layout import LocalLayout
+    from vertex_edge.provision.local import local_steps
 
     console = app_ctx.console
     steps = local_steps(config, app_ctx.repo)
@@ -220,6 +221,6 @@ def _state_store(app_ctx: AppContext, config: EdgeConfig):  # noqa: ANN202 - Sta
         from vertex_edge.cli import setup_gcp
 
         return setup_gcp.state_store(app_ctx, config)
-    from vertex_edge.provision.local import LocalLayout
+    from vertex_edge.layout import LocalLayout
 
     return LocalLayout.from_config(config, app_ctx.repo).state_store()

@@ -250,7 +250,7 @@ def state_store(app_ctx: AppContext, config: EdgeConfig) -> StateStore:
 def dashboard(app_ctx: AppContext, config: EdgeConfig) -> None:
     """Port-forward to Omniboard in the cluster, print the local URL, hold it open until Ctrl-C."""
     from vertex_edge.gcp.names import GcpNames
-    from vertex_edge.gcp.portforward import omniboard_via_port_forward
+    from vertex_edge.gcp.sacred import omniboard_via_port_forward
 
     names = GcpNames.from_config(config)
     if not names.sacred:
@@ -281,7 +281,7 @@ def dashboard(app_ctx: AppContext, config: EdgeConfig) -> None:
 def tracking_url(config: EdgeConfig) -> Iterator[str]:
     """For training on the gcp target: a MongoDB URL (with the password from Secret Manager)
     through a port-forward that closes when the ``with`` block ends. Never print it."""
-    from vertex_edge.gcp.portforward import mongo_url_via_port_forward
+    from vertex_edge.gcp.sacred import mongo_url_via_port_forward
 
     with mongo_url_via_port_forward(config, connect(config)) as url:
         yield url

@@ -35,7 +35,7 @@ class LocalDeployer:
 
     @classmethod
     def from_config(cls, config: Any, repo: Path) -> LocalDeployer:
-        from vertex_edge.provision.local import LocalLayout
+        from vertex_edge.layout import LocalLayout
 
         layout = LocalLayout.from_config(config, repo)
         name = config.model.name

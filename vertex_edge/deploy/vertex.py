@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from vertex_edge.deploy import Candidate, DeployResult
-from vertex_edge.errors import CloudError, EdgeError, NotProvisionedError, RegistryError, UsageError
+from vertex_edge.errors import CloudError, NotProvisionedError, RegistryError, UsageError
+from vertex_edge.gcp.errors import google_call, is_not_found, translate
 from vertex_edge.vertex.job import gcp_label
 
 log = logging.getLogger(__name__)
@@ -76,25 +77,6 @@ class EndpointView:
         return ", ".join(f"version {d.version} ({d.id}): {self.share(d.id)}%" for d in sorted(self.deployed, key=lambda d: d.order))
 
 
-def _sdk_call(what: str, fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except EdgeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Google and network errors become CloudError
-        from vertex_edge.vertex.submit import _cloud_error
-
-        raise _cloud_error(what, exc) from None
-
-
-def _is_not_found(exc: BaseException) -> bool:
-    try:
-        from google.api_core import exceptions as gexc
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, gexc.NotFound)
-
-
 @dataclass
 class VertexDeployer:
     aip: Any  # google.cloud.aiplatform, or a fake with the same surface
@@ -124,7 +106,7 @@ class VertexDeployer:
 
         from vertex_edge.gcp.clients import GcpClients
         from vertex_edge.gcp.names import GcpNames
-        from vertex_edge.gcp.steps import state_store
+        from vertex_edge.gcp.object_store import state_store
         from vertex_edge.gitinfo import git_info
         from vertex_edge.vertex.job import require_gcp
         from vertex_edge.vertex.submit import artifact_registry_check
@@ -181,11 +163,11 @@ class VertexDeployer:
         return {"project": self.project, "location": self.location, "credentials": self.credentials}
 
     def _endpoint(self) -> Any:
-        return _sdk_call("open the endpoint", lambda: self.aip.Endpoint(endpoint_name=self.endpoint_name, **self._where()))
+        return google_call("cannot open the endpoint", lambda: self.aip.Endpoint(endpoint_name=self.endpoint_name, **self._where()))
 
     def _view(self, endpoint: Any) -> EndpointView:
-        models = _sdk_call("read the endpoint's deployed models", endpoint.list_models)
-        traffic = _sdk_call("read the endpoint's traffic split", lambda: dict(endpoint.traffic_split or {}))
+        models = google_call("cannot read the endpoint's deployed models", endpoint.list_models)
+        traffic = google_call("cannot read the endpoint's traffic split", lambda: dict(endpoint.traffic_split or {}))
         deployed = [
             Deployed(str(m.id), str(m.model).split("@", 1)[0], str(m.model_version_id or ""), str(m.display_name or ""))
             for m in models
@@ -194,8 +176,7 @@ class VertexDeployer:
 
     def _parent(self) -> Any | None:
         """The registry model every version of ``model_name`` belongs to (None before the first)."""
-        found = _sdk_call(
-            "list registry models",
+        found = google_call("cannot list registry models",
             lambda: self.aip.Model.list(filter=f'display_name="{self.model_name}"', order_by="create_time", **self._where()),
         )
         return found[0] if found else None
@@ -205,11 +186,9 @@ class VertexDeployer:
         try:
             return self.aip.Model(model_name=parent.resource_name, version=version, **self._where())
         except Exception as exc:  # noqa: BLE001 - NotFound is the answer; others are errors
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 return None
-            from vertex_edge.vertex.submit import _cloud_error
-
-            raise _cloud_error(f"read version {version} of {self.model_name}", exc) from None
+            raise translate(exc, f"cannot read version {version} of {self.model_name}") or exc from None
 
     # ---------------------------------------------------------------- deploy
 
@@ -288,7 +267,7 @@ class VertexDeployer:
                 )
                 return result
             self.confirm(f"Roll {self.endpoint_name} back from version {current.version} to version {previous.version}?")
-            _sdk_call("set the traffic split", lambda: endpoint.update(traffic_split=split))
+            google_call("cannot set the traffic split", lambda: endpoint.update(traffic_split=split))
             result.changed = True
             result.actions.append(f"rolled back: version {previous.version} gets 100% of the traffic (was {view.describe()})")
             self._undeploy_idle(result, endpoint, keep=previous.id)
@@ -340,8 +319,7 @@ class VertexDeployer:
             "quality_gate": "forced" if (force and not candidate.passed) else "passed",
         }
         self.echo(f"registering it in the Vertex AI Model Registry ({self.model_name})")
-        return _sdk_call(
-            "upload the model to the Vertex AI Model Registry",
+        return google_call("cannot upload the model to the Vertex AI Model Registry",
             lambda: self.aip.Model.upload(
                 display_name=self.model_name,
                 parent_model=parent.resource_name if parent is not None else None,
@@ -416,8 +394,7 @@ class VertexDeployer:
                 f"{self.min_replicas}-{self.max_replicas} replicas; this takes several minutes)"
             )
             try:
-                _sdk_call(
-                    f"deploy version {version} to the endpoint",
+                google_call(f"cannot deploy version {version} to the endpoint",
                     lambda: endpoint.deploy(
                         model=model,
                         deployed_model_display_name=f"{self.model_name}-v{version}",
@@ -446,7 +423,7 @@ class VertexDeployer:
             view = after
         split = self._new_split(view, deployed.id)
         try:
-            _sdk_call("set the traffic split", lambda: endpoint.update(traffic_split=split))
+            google_call("cannot set the traffic split", lambda: endpoint.update(traffic_split=split))
         except CloudError as exc:
             if view.share(deployed.id) == 0:
                 self._undeploy(result, endpoint, deployed.id, f"version {version}")
@@ -470,7 +447,7 @@ class VertexDeployer:
         for d in after.deployed:
             if d.id not in known and after.share(d.id) == 0:
                 try:
-                    _sdk_call("undeploy", lambda d=d: endpoint.undeploy(deployed_model_id=d.id, sync=True))
+                    google_call("cannot undeploy", lambda d=d: endpoint.undeploy(deployed_model_id=d.id, sync=True))
                 except CloudError as exc:
                     log.warning("could not remove the failed deployment %s: %s", d.id, exc.message)
 
@@ -484,7 +461,7 @@ class VertexDeployer:
     def _undeploy(self, result: DeployResult, endpoint: Any, deployed_id: str, what: str) -> None:
         self.echo(f"undeploying {what} ({deployed_id})")
         try:
-            _sdk_call(f"undeploy {what}", lambda: endpoint.undeploy(deployed_model_id=deployed_id, sync=True))
+            google_call(f"cannot undeploy {what}", lambda: endpoint.undeploy(deployed_model_id=deployed_id, sync=True))
         except CloudError as exc:
             result.notes.append(
                 f"{what} ({deployed_id}) has no traffic but could not be undeployed ({exc.message}); "
@@ -494,8 +471,8 @@ class VertexDeployer:
         result.actions.append(f"undeployed {what} ({deployed_id})")
 
     def _previous_version(self, parent: Any, current: str) -> Any | None:
-        registry = _sdk_call("open the model registry", lambda: self.aip.ModelRegistry(model=parent.resource_name, **self._where()))
-        versions = _sdk_call("list model versions", registry.list_versions)
+        registry = google_call("cannot open the model registry", lambda: self.aip.ModelRegistry(model=parent.resource_name, **self._where()))
+        versions = google_call("cannot list model versions", registry.list_versions)
         ids = sorted(int(v.version_id) for v in versions if str(v.version_id).isdigit())
         earlier = [i for i in ids if current.isdigit() and i < int(current)]
         return self._version(parent, str(earlier[-1])) if earlier else None

@@ -4,44 +4,34 @@
 seconds to import) from one set of Application Default Credentials. Tests build the bundle
 with fakes: ``GcpClients(project=..., region=..., overrides={"storage": fake, ...})``.
 
-:func:`classify` turns any exception a client raises into a :class:`Problem` that says whether
-GCP could not be reached at all, whether an API is not enabled, or whether a permission is
-missing - the provisioning steps use it to report "not checked" with a reason instead of a
-traceback.
+:func:`storage_client` is the one way to build a Cloud Storage client (the prediction server,
+the Vertex trainer and the CLI all use it): anonymous against an emulator when
+``STORAGE_EMULATOR_HOST`` is set, else on the given or default credentials.
+
+Google SDK modules are imported where a client is built: they take seconds to import, which
+``import vertex_edge.cli`` must not pay.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vertex_edge.errors import CloudError
-
-if TYPE_CHECKING:
-    from vertex_edge.gcp.kube import KubeRunner
+from vertex_edge.gcp.errors import ADC_HINT
+from vertex_edge.gcp.kube import KubeRunner, cluster_runner
 
 log = logging.getLogger(__name__)
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
-CLIENT_NAMES = (
-    "service_usage",
-    "storage",
-    "artifact_registry",
-    "container",
-    "secret_manager",
-    "projects",
-    "billing",
-    "endpoints",
-)
-ADC_HINT = (
-    "run 'gcloud auth application-default login' (on a workstation) or set GOOGLE_APPLICATION_CREDENTIALS "
-    "to a service-account key file (in CI)"
-)
 
-KubeFactory = Callable[["GcpClients", str], contextlib.AbstractContextManager["KubeRunner"]]
+EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+
+KubeFactory = Callable[["GcpClients", str], contextlib.AbstractContextManager[KubeRunner]]
 
 
 def load_credentials() -> tuple[Any, str | None]:
@@ -65,7 +55,7 @@ def refresh_credentials(credentials: Any, *, timeout: float = 10.0) -> None:
     """Fetch an access token now, with a short timeout: the first network call of a run.
 
     Raises the google-auth error (TransportError when offline, RefreshError when the
-    credentials were revoked or expired): :func:`classify` turns it into a reason."""
+    credentials were revoked or expired): :func:`vertex_edge.gcp.errors.classify` turns it into a reason."""
     from google.auth.transport.requests import Request
 
     request = Request()
@@ -84,9 +74,7 @@ def _build(name: str, credentials: Any, project: str, region: str) -> Any:
 
         return service_usage_v1.ServiceUsageClient(credentials=credentials)
     if name == "storage":
-        from google.cloud import storage
-
-        return storage.Client(project=project, credentials=credentials)
+        return storage_client(project=project, credentials=credentials)
     if name == "artifact_registry":
         from google.cloud import artifactregistry_v1
 
@@ -117,9 +105,30 @@ def _build(name: str, credentials: Any, project: str, region: str) -> Any:
     raise KeyError(name)
 
 
-def _default_kube(clients: GcpClients, cluster_path: str) -> contextlib.AbstractContextManager[KubeRunner]:
-    from vertex_edge.gcp.kube import cluster_runner
+def storage_client(
+    *, project: str | None = None, credentials: Any = None, env: Mapping[str, str] | None = None
+) -> Any:
+    """A ``google.cloud.storage.Client``: anonymous against an emulator (``STORAGE_EMULATOR_HOST``),
+    else on ``credentials`` (None: Application Default Credentials, e.g. a Vertex AI job's
+    service account)."""
+    from google.cloud import storage  # deferred: a heavy import (see the module docstring)
 
+    env = os.environ if env is None else env
+    host = env.get(EMULATOR_ENV)
+    if host:
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(
+            project=project or env.get("GOOGLE_CLOUD_PROJECT") or "emulator",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": host if "://" in host else f"http://{host}"},
+        )
+    if credentials is None and project is None:
+        return storage.Client()
+    return storage.Client(project=project, credentials=credentials)
+
+
+def _default_kube(clients: GcpClients, cluster_path: str) -> contextlib.AbstractContextManager[KubeRunner]:
     return cluster_runner(clients, cluster_path)
 
 
@@ -200,105 +209,3 @@ class GcpClients:
         """A kubectl/helm runner authenticated to ``cluster_path`` (a temporary kubeconfig)."""
         with self.kube_factory(self, cluster_path) as runner:
             yield runner
-
-
-# --- errors ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """What went wrong with a call, in words a user can act on."""
-
-    kind: str  # "unreachable" | "credentials" | "disabled" | "permission" | "not_found" | "api"
-    message: str
-    hint: str | None = None
-
-    @property
-    def blocks_everything(self) -> bool:
-        """No other call can succeed either (offline, or credentials rejected)."""
-        return self.kind in ("unreachable", "credentials")
-
-
-def classify(exc: BaseException) -> Problem | None:
-    """A :class:`Problem` for errors raised by Google clients or google-auth; None for anything else."""
-    from google.api_core import exceptions as gexc
-    from google.auth import exceptions as aexc
-
-    if isinstance(exc, aexc.RefreshError):
-        return Problem(
-            "credentials",
-            f"Google rejected the Application Default Credentials ({_first_line(exc)})",
-            ADC_HINT,
-        )
-    if isinstance(exc, aexc.TransportError):
-        return Problem("unreachable", f"cannot reach Google Cloud ({_first_line(exc)})", "check the network or proxy")
-    if isinstance(exc, aexc.DefaultCredentialsError):
-        return Problem("credentials", f"no Application Default Credentials ({_first_line(exc)})", ADC_HINT)
-    try:
-        import requests
-
-        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
-            return Problem("unreachable", f"cannot reach Google Cloud ({type(exc).__name__})", "check the network")
-    except ImportError:  # pragma: no cover - requests comes with google-auth
-        pass
-    if isinstance(exc, gexc.RetryError):
-        cause = exc.cause if exc.cause is not None else None
-        inner = classify(cause) if cause is not None else None
-        return inner or Problem("unreachable", f"cannot reach Google Cloud ({_first_line(exc)})", "check the network")
-    if isinstance(exc, (gexc.ServiceUnavailable, gexc.DeadlineExceeded)):
-        return Problem("unreachable", f"cannot reach Google Cloud ({_first_line(exc)})", "check the network or retry")
-    if isinstance(exc, gexc.Unauthenticated):
-        return Problem("credentials", f"Google rejected the credentials ({_first_line(exc)})", ADC_HINT)
-    if isinstance(exc, (gexc.PermissionDenied, gexc.Forbidden)):
-        api = disabled_api(exc)
-        if api:
-            return Problem(
-                "disabled",
-                f"the {api} API is not enabled",
-                "setup enables it; if this persists, wait a minute (enabling takes effect gradually)",
-            )
-        if "quota project" in str(exc).lower():
-            return Problem(
-                "credentials",
-                f"the API needs a quota project ({_first_line(exc)})",
-                "run 'gcloud auth application-default set-quota-project <your project id>'",
-            )
-        return Problem(
-            "permission", f"permission denied ({_first_line(exc)})", "see docs/gcp.md for the IAM roles needed"
-        )
-    if isinstance(exc, gexc.NotFound):
-        return Problem("not_found", _first_line(exc))
-    if isinstance(exc, gexc.GoogleAPICallError):
-        return Problem("api", _first_line(exc))
-    return None
-
-
-def disabled_api(exc: BaseException) -> str | None:
-    """The service name when a 403 says an API is not enabled (SERVICE_DISABLED), else None."""
-    for detail in getattr(exc, "details", None) or []:
-        reason = getattr(detail, "reason", None)
-        metadata = getattr(detail, "metadata", None) or {}
-        if reason == "SERVICE_DISABLED":
-            return str(metadata.get("service") or "required")
-    if getattr(exc, "reason", None) == "SERVICE_DISABLED":
-        return str((getattr(exc, "metadata", None) or {}).get("service") or "required")
-    text = str(exc)
-    if "SERVICE_DISABLED" in text or "has not been used in project" in text or "it is disabled" in text:
-        import re
-
-        match = re.search(r"([a-z0-9.-]+\.googleapis\.com)", text)
-        return match.group(1) if match else "required"
-    return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
-
-
-def translate(exc: BaseException, what: str) -> CloudError | None:
-    """A :class:`CloudError` naming ``what`` failed, or None when ``exc`` is not a Google error."""
-    problem = classify(exc)
-    if problem is None:
-        return None
-    return CloudError(f"{what}: {problem.message}", hint=problem.hint)

@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 
 from vertex_edge import proc
-from vertex_edge.gcp.clients import classify
+from vertex_edge.gcp.errors import classify
 from vertex_edge.gcp.names import VERTEX_AI_REGIONS
 from vertex_edge.gcp.steps import GcpEnv, enum_name
 

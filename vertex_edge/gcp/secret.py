@@ -10,6 +10,7 @@ import secrets
 from typing import Any
 
 from vertex_edge.errors import CloudError, NotProvisionedError
+from vertex_edge.gcp.errors import google_call
 from vertex_edge.gcp.names import LABELS, GcpNames
 
 PASSWORD_BYTES = 32
@@ -41,24 +42,20 @@ def version_request(names: GcpNames, password: str) -> dict[str, Any]:
 
 def read_password(clients: Any, names: GcpNames) -> str:
     """The latest enabled password from Secret Manager."""
-    from google.api_core import exceptions as gexc
+    def access() -> Any:
+        from google.api_core import exceptions as gexc  # deferred: a heavy import
 
-    from vertex_edge.gcp.clients import translate
+        try:
+            return clients.secret_manager.access_secret_version(
+                request={"name": f"{names.secret_path}/versions/latest"}, timeout=30
+            )
+        except (gexc.NotFound, gexc.FailedPrecondition):
+            raise NotProvisionedError(
+                f"the MongoDB password secret {names.secret_path} has no enabled version",
+                hint="run 'python edge.py setup --target gcp'",
+            ) from None
 
-    try:
-        response = clients.secret_manager.access_secret_version(
-            request={"name": f"{names.secret_path}/versions/latest"}, timeout=30
-        )
-    except (gexc.NotFound, gexc.FailedPrecondition):
-        raise NotProvisionedError(
-            f"the MongoDB password secret {names.secret_path} has no enabled version",
-            hint="run 'python edge.py setup --target gcp'",
-        ) from None
-    except Exception as exc:
-        err = translate(exc, f"reading secret {names.secret_path}")
-        if err is None:
-            raise
-        raise err from None
+    response = google_call(f"reading secret {names.secret_path}", access)
     data = response.payload.data
     try:
         return bytes(data).decode("utf-8")

@@ -27,14 +27,15 @@ import yaml
 
 from vertex_edge import dvc as dvc_module
 from vertex_edge.errors import CloudError, EdgeError, ExternalToolError
-from vertex_edge.gcp.clients import GcpClients, classify, translate
+from vertex_edge.gcp.clients import GcpClients
+from vertex_edge.gcp.errors import classify, google_call
 from vertex_edge.gcp.kube import KubeRunner, not_found, stderr_tail
-from vertex_edge.gcp.names import DVC_REMOTE_NAME, LABELS, REQUIRED_APIS, STATE_PREFIX, GcpNames
+from vertex_edge.gcp.names import DVC_REMOTE_NAME, LABELS, REQUIRED_APIS, GcpNames
+from vertex_edge.gcp.object_store import state_store
 from vertex_edge.gcp.secret import generate_password, read_password, secret_request, version_request
-from vertex_edge.gcp.storage import GcsStore
 from vertex_edge.provision.base import Action, Check, Step
 from vertex_edge.provision.local import StateFileStep
-from vertex_edge.state import Resource, StateStore
+from vertex_edge.state import Resource
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -136,19 +137,6 @@ def guarded(env: GcpEnv, title: str, fn: Callable[[], T]) -> T | Unchecked:
         return Unchecked(problem.message + (f" ({problem.hint})" if problem.hint else ""))
 
 
-def translated(title: str, fn: Callable[[], T]) -> T:
-    """Run a change; a Google error becomes a :class:`CloudError` naming ``title``."""
-    try:
-        return fn()
-    except EdgeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - translated below, re-raised if unknown
-        err = translate(exc, title)
-        if err is None:
-            raise
-        raise err from None
-
-
 class GcpStep:
     """Base of every gcp step: guarded checks, translated errors, API dependencies."""
 
@@ -186,7 +174,7 @@ class GcpStep:
         return Check(Action.UNKNOWN, result.reason) if isinstance(result, Unchecked) else result
 
     def apply(self, check: Check) -> Resource:
-        return translated(self.title, lambda: self._apply(check))
+        return google_call(self.title, lambda: self._apply(check))
 
     def plan_detail(self) -> str:
         return self.expected().location
@@ -784,11 +772,6 @@ class EndpointStep(GcpStep):
 
 
 # --- 7. state -----------------------------------------------------------------------------
-
-
-def state_store(clients: GcpClients | None, names: GcpNames) -> StateStore:
-    """The state at ``gs://<bucket>/.edge/state.yaml`` and its lock beside it."""
-    return StateStore(GcsStore(clients.storage if clients is not None else None, names.bucket, STATE_PREFIX))
 
 
 KEPT_PREFIX = "kept_"  # state records of what teardown kept (e.g. the MongoDB disk)

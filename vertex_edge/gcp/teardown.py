@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vertex_edge.errors import CloudError
+from vertex_edge.gcp.errors import google_call
 from vertex_edge.gcp.kube import not_found, stderr_tail
 from vertex_edge.gcp.names import DVC_REMOTE_NAME
-from vertex_edge.gcp.steps import KEPT_PREFIX, GcpEnv, Unchecked, enum_name, guarded, state_store, translated
+from vertex_edge.gcp.steps import KEPT_PREFIX, GcpEnv, Unchecked, enum_name, guarded, state_store
 from vertex_edge.state import Resource, State
 
 
@@ -63,10 +64,10 @@ class Item:
     def run(self, finding: Finding) -> list[Resource]:
         """Delete (verdict DELETE) or secure what is kept (verdict KEEP); return records to add to the state."""
         if finding.verdict is Verdict.DELETE:
-            translated(self.title, lambda: self._delete(finding))
+            google_call(self.title, lambda: self._delete(finding))
             return []
         if finding.verdict is Verdict.KEEP:
-            return translated(self.title, lambda: self._keep(finding))
+            return google_call(self.title, lambda: self._keep(finding))
         return []
 
     def _check(self) -> Finding:  # pragma: no cover - every item overrides it

@@ -8,38 +8,11 @@ from pathlib import Path
 
 from vertex_edge import dvc
 from vertex_edge.config import EdgeConfig
+from vertex_edge.layout import LocalLayout
 from vertex_edge.provision.base import Action, Check, Step
 from vertex_edge.state import Resource, State, StateStore
-from vertex_edge.storage import LocalStore
 
 DVC_REMOTE_NAME = "edge-local"
-
-
-@dataclass(frozen=True)
-class LocalLayout:
-    """Every local path the target uses, derived from the config once."""
-
-    repo: Path
-    root: Path
-
-    @classmethod
-    def from_config(cls, config: EdgeConfig, repo: Path) -> LocalLayout:
-        return cls(repo=repo.resolve(), root=config.storage_root(repo.resolve()).resolve())
-
-    @property
-    def dvcstore(self) -> Path:
-        return self.root / "dvcstore"
-
-    @property
-    def experiments(self) -> Path:
-        return self.root / "experiments"
-
-    @property
-    def registry(self) -> Path:
-        return self.root / "registry"
-
-    def state_store(self) -> StateStore:
-        return StateStore(LocalStore(self.root))
 
 
 @dataclass

@@ -72,7 +72,7 @@ class StageOptions:
             raise UsageError(f"--replicas {self.replicas}: expected at least 1")
 
     def local_jobs_root(self) -> Path:
-        from vertex_edge.provision.local import LocalLayout
+        from vertex_edge.layout import LocalLayout
 
         return LocalLayout.from_config(self.config, self.repo).root / LOCAL_JOBS
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from vertex_edge.errors import CloudError, DataError, EdgeError
+from vertex_edge.errors import CloudError, DataError, EdgeError, UsageError
+from vertex_edge.gcp.errors import google_call, is_not_found
 from vertex_edge.state import utcnow
 from vertex_edge.vertex.job import REPORT_DIR, JobSpec, to_custom_job
 from vertex_edge.vertex.uris import Files, join
@@ -252,26 +253,18 @@ class VertexJobs:
         self.credentials = credentials
         self.image_check = image_check  # raises when an image is missing (before paying for a job)
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except EdgeError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Google and network errors become CloudError
-            raise _cloud_error(what, exc) from None
-
     def submit(self, spec: JobSpec) -> str:
         if self.image_check is not None:
             for image in sorted({p["container_spec"]["image_uri"] for p in spec.worker_pool_specs}):
                 self.image_check(image)
         job = to_custom_job(spec, aiplatform=self.aip, credentials=self.credentials)
         restart = bool(spec.scheduling.get("restart_job_on_worker_restart", False))
-        self._call("submit the training job", lambda: job.submit(restart_job_on_worker_restart=restart))
+        google_call("cannot submit the training job", lambda: job.submit(restart_job_on_worker_restart=restart))
         return str(job.resource_name)
 
     def _get(self, name: str) -> Any:
-        return self._call(
-            f"read job {name}",
+        return google_call(
+            f"cannot read job {name}",
             lambda: self.aip.CustomJob.get(name, project=self.project, location=self.location, credentials=self.credentials),
         )
 
@@ -293,7 +286,7 @@ class VertexJobs:
 
     def cancel(self, name: str) -> None:
         job = self._get(name)
-        self._call(f"cancel job {name}", job.cancel)
+        google_call(f"cannot cancel job {name}", job.cancel)
 
     def links(self, name: str) -> dict[str, str]:
         job_id = name.rsplit("/", 1)[-1]
@@ -306,24 +299,9 @@ class VertexJobs:
         }
 
 
-def _cloud_error(what: str, exc: BaseException) -> CloudError:
-    try:
-        from vertex_edge.gcp.clients import translate
-
-        translated = translate(exc, f"cannot {what}")
-    except ImportError:  # pragma: no cover - the gcp package ships with this one
-        translated = None
-    if translated is not None:
-        return translated
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    return CloudError(f"cannot {what}: {first}")
-
-
 def artifact_registry_check(client: Any) -> Callable[[str], None]:
     """A check that an Artifact Registry image tag exists (``<region>-docker.pkg.dev/...:<tag>``);
     other registries are not checked."""
-    from vertex_edge.errors import UsageError
-
     def check(image: str) -> None:
         host, _, path = image.partition("/")
         if not host.endswith("-docker.pkg.dev") or ":" not in path:
@@ -335,15 +313,18 @@ def artifact_registry_check(client: Any) -> Callable[[str], None]:
             f"projects/{project}/locations/{location}/repositories/{repository}/packages/"
             f"{quote(package, safe='')}/tags/{tag}"
         )
-        try:
-            client.get_tag(name=name)
-        except Exception as exc:  # noqa: BLE001 - NotFound is the answer; other errors are reported
-            if type(exc).__name__ == "NotFound":
-                raise UsageError(
-                    f"the image {image} is not in Artifact Registry",
-                    hint="build and push the images for this commit: 'make images-push' "
-                    "(or name one in edge.yaml: vertex.training.image / vertex.serving.image)",
-                ) from None
-            raise _cloud_error(f"check the image {image}", exc) from None
+        def get() -> None:
+            try:
+                client.get_tag(name=name)
+            except Exception as exc:
+                if is_not_found(exc):
+                    raise UsageError(
+                        f"the image {image} is not in Artifact Registry",
+                        hint="build and push the images for this commit: 'make images-push' "
+                        "(or name one in edge.yaml: vertex.training.image / vertex.serving.image)",
+                    ) from None
+                raise
+
+        google_call(f"cannot check the image {image}", get)
 
     return check

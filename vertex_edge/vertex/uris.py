@@ -3,7 +3,8 @@
 The trainer reads its inputs and writes its outputs through :class:`Files`, so the same code
 works on Vertex AI (``gs://`` URIs, or Cloud Storage FUSE under ``/gcs/``), against a GCS emulator
 (``STORAGE_EMULATOR_HOST``) and on a local folder. ``gs://`` objects go through the
-``google-cloud-storage`` client, built on first use unless one is injected.
+``google-cloud-storage`` client from :func:`vertex_edge.gcp.clients.storage_client`, built on first
+use unless one is injected.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vertex_edge.errors import CloudError, DataError
 from vertex_edge.fsutil import atomic_dir, atomic_write_bytes
+from vertex_edge.gcp.clients import storage_client
+from vertex_edge.gcp.errors import google_call, is_not_found
 
 log = logging.getLogger(__name__)
 
 GCS_SCHEME = "gs://"
-EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 
 
 def is_gcs(uri: str) -> bool:
@@ -61,31 +63,12 @@ def parent(uri: str) -> str:
     return str(Path(uri).parent)
 
 
-def default_storage_client(env: Mapping[str, str] | None = None) -> Any:
-    """A ``storage.Client``: anonymous against an emulator (``STORAGE_EMULATOR_HOST``), else on
-    Application Default Credentials (a custom job's service account inside Vertex AI)."""
-    from google.cloud import storage
-
-    env = os.environ if env is None else env
-    host = env.get(EMULATOR_ENV)
-    if host:
-        from google.auth.credentials import AnonymousCredentials
-
-        endpoint = host if "://" in host else f"http://{host}"
-        return storage.Client(
-            project=env.get("GOOGLE_CLOUD_PROJECT") or "emulator",
-            credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": endpoint},
-        )
-    return storage.Client()
-
-
 class Files:
     """Read, write, list and copy files at local paths or ``gs://`` URIs."""
 
     def __init__(self, client: Any = None, *, client_factory: Callable[[], Any] | None = None) -> None:
         self._client = client
-        self._factory = client_factory or default_storage_client
+        self._factory = client_factory or storage_client
 
     @property
     def client(self) -> Any:
@@ -98,15 +81,15 @@ class Files:
         return self.client.bucket(bucket).blob(key)
 
     def _gcs_call(self, verb: str, uri: str, fn: Callable[[], Any]) -> Any:
-        from google.api_core import exceptions as gexc
+        def call() -> Any:
+            try:
+                return fn()
+            except Exception as exc:
+                if is_not_found(exc):
+                    raise DataError(f"{uri} not found") from None
+                raise
 
-        try:
-            return fn()
-        except gexc.NotFound:
-            raise DataError(f"{uri} not found") from None
-        except gexc.GoogleAPICallError as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise CloudError(f"cannot {verb} {uri}: {first}") from None
+        return google_call(f"cannot {verb} {uri}", call)
 
     # --- single files -----------------------------------------------------------------
     def exists(self, uri: str) -> bool:
@@ -153,14 +136,12 @@ class Files:
 
     def delete(self, uri: str) -> None:
         if is_gcs(uri):
-            from google.api_core import exceptions as gexc
-
             try:
-                self._blob(uri).delete()
-            except gexc.NotFound:
-                pass
-            except gexc.GoogleAPICallError as exc:
-                log.warning("could not delete %s: %s", uri, exc)
+                self._gcs_call("delete", uri, lambda: self._blob(uri).delete())
+            except DataError:
+                pass  # already gone
+            except CloudError as exc:
+                log.warning("could not delete %s: %s", uri, exc.message)
             return
         Path(uri).unlink(missing_ok=True)
 

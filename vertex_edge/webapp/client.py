@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vertex_edge.errors import CloudError
+from vertex_edge.gcp.errors import classify
 from vertex_edge.webapp.settings import WebappSettings
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class VertexPredictionClient:
 
     def _map_error(self, exc: Exception) -> CloudError:
         where = f"Vertex AI endpoint {self.endpoint_id} in {self.project}/{self.region}"
-        message, hint = _classify_google_error(exc, self.timeout)
+        message, hint = _user_error(exc, self.timeout)
         log.warning("%s: %s: %s%s", where, type(exc).__name__, _error_detail(str(exc)), f" ({hint})" if hint else "")
         return CloudError(message)
 
@@ -251,37 +252,40 @@ def _vertex_version(response: Any) -> str | None:
     return f"deployed model {deployed}" if deployed else None
 
 
-def _classify_google_error(exc: Exception, timeout: float) -> tuple[str, str | None]:
-    """(message for the user, hint for the log)."""
-    try:
-        from google.api_core import exceptions as gexc
-        from google.auth import exceptions as auth_exc
-    except ImportError:  # pragma: no cover - the SDK is a pinned dependency
+#: what the page says for each kind of :class:`~vertex_edge.gcp.errors.CloudProblem`, and the
+#: operator's hint for the log
+_USER_MESSAGES: dict[str, tuple[str, str | None]] = {
+    "credentials": (
+        "The web app has no credentials to call the prediction endpoint (or they were rejected).",
+        "on GKE use Workload Identity (helm value serviceAccount.gcpServiceAccount); "
+        "on a laptop run 'gcloud auth application-default login'",
+    ),
+    "permission": (
+        "The web app is not allowed to call the prediction endpoint.",
+        "grant roles/aiplatform.user to the web app's service account",
+    ),
+    "disabled": ("The web app is not allowed to call the prediction endpoint.", "enable the Vertex AI API"),
+    "not_found": (
+        "The prediction endpoint was not found.",
+        "check EDGE_ENDPOINT_ID, EDGE_GCP_PROJECT and EDGE_GCP_REGION",
+    ),
+    "precondition": ("The prediction endpoint has no model ready to answer.", "deploy a model to the endpoint"),
+    "unreachable": ("The prediction endpoint cannot be reached right now.", None),
+}
+
+
+def _user_error(exc: Exception, timeout: float) -> tuple[str, str | None]:
+    """(message for the user, hint for the log), from the one Google-error classifier."""
+    problem = classify(exc)
+    if problem is None:
         return "The prediction endpoint call failed.", None
-    if isinstance(exc, (gexc.DeadlineExceeded, TimeoutError)):
+    if problem.kind == "timeout":
         return f"The prediction endpoint did not answer within {timeout:g} seconds.", None
-    if isinstance(exc, auth_exc.DefaultCredentialsError):
-        return (
-            "The web app has no credentials to call the prediction endpoint.",
-            "on GKE use Workload Identity (helm value serviceAccount.gcpServiceAccount); "
-            "on a laptop run 'gcloud auth application-default login'",
-        )
-    if isinstance(exc, (gexc.PermissionDenied, gexc.Unauthenticated, auth_exc.GoogleAuthError)):
-        return (
-            "The web app is not allowed to call the prediction endpoint.",
-            "grant roles/aiplatform.user to the web app's service account",
-        )
-    if isinstance(exc, gexc.NotFound):
-        return "The prediction endpoint was not found.", "check EDGE_ENDPOINT_ID, EDGE_GCP_PROJECT and EDGE_GCP_REGION"
-    if isinstance(exc, gexc.FailedPrecondition):
-        return "The prediction endpoint has no model ready to answer.", "deploy a model to the endpoint"
-    if isinstance(exc, (gexc.ServiceUnavailable, gexc.RetryError, ConnectionError)):
-        return "The prediction endpoint cannot be reached right now.", None
-    if isinstance(exc, gexc.GoogleAPICallError):
-        code = getattr(exc, "code", None)
-        suffix = f" (HTTP {int(code)})" if isinstance(code, int) else ""
-        return f"The prediction endpoint returned an error{suffix}.", None
-    return "The prediction endpoint call failed.", None
+    if problem.kind in _USER_MESSAGES:
+        return _USER_MESSAGES[problem.kind]
+    code = getattr(exc, "code", None)
+    suffix = f" (HTTP {int(code)})" if isinstance(code, int) else ""
+    return f"The prediction endpoint returned an error{suffix}.", None
 
 
 # --------------------------------------------------------------------------- factory

@@ -13,7 +13,8 @@ import pytest
 from tests.gcp.conftest import gcp_config
 from tests.gcp.fakes import PROJECT, FakeCloud, FakeKube
 from vertex_edge.errors import ExternalToolError, NotProvisionedError, TrackingError
-from vertex_edge.gcp.portforward import mongo_url, mongo_url_via_port_forward, omniboard_via_port_forward, open_forward
+from vertex_edge.gcp.kube import open_forward
+from vertex_edge.gcp.sacred import mongo_url, mongo_url_via_port_forward, omniboard_via_port_forward
 
 
 def fake_kubectl(tmp_path: Path, body: str) -> Path:
@@ -82,7 +83,7 @@ def test_mongo_url_for_training_uses_the_password_from_secret_manager(cloud: Fak
 
 
 def test_mongo_url_escapes_and_redacts() -> None:
-    from vertex_edge.tracking import redact_url
+    from vertex_edge.redact import redact_url
 
     url = mongo_url("sa cred", "p@ss/word", 1234)
     assert url == "mongodb://sa%20cred:p%40ss%2Fword@127.0.0.1:1234/sacred?authSource=admin"
@@ -132,7 +133,7 @@ def test_dashboard_fails_clearly_when_the_forward_dies(
     from vertex_edge.cli import setup_gcp
     from vertex_edge.cli.context import AppContext
     from vertex_edge.errors import CloudError, UsageError
-    from vertex_edge.gcp.portforward import Forward
+    from vertex_edge.gcp.kube import Forward
 
     cloud.provision_everything(kube)
     monkeypatch.setattr(setup_gcp, "connect", lambda config: cloud.clients(kube))

@@ -1,4 +1,4 @@
-"""The GCS backend of :class:`vertex_edge.storage.ObjectStore`.
+"""The GCS backend of :class:`vertex_edge.storage.ObjectStore`, and the gcp target's state store.
 
 Objects live under ``gs://<bucket>/<prefix>/``. Every write and delete can carry a generation
 precondition: ``if_generation_match=0`` creates only if absent (the atomic create-if-absent the
@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from vertex_edge.errors import PreconditionFailedError
+from vertex_edge.gcp.errors import google_call
+from vertex_edge.gcp.names import STATE_PREFIX, GcpNames
+from vertex_edge.state import StateStore
 from vertex_edge.storage import StoredObject
 
 CONTENT_TYPE = "application/yaml"
@@ -38,58 +41,62 @@ class GcsStore:
 
     def read(self, key: str) -> StoredObject | None:
         """The object and its generation: metadata first, then the bytes of exactly that generation."""
-        from google.api_core import exceptions as gexc
+        from google.api_core import exceptions as gexc  # deferred: a heavy import
 
         bucket = self.client.bucket(self.bucket_name)
-        for _ in range(5):
+
+        def attempt() -> StoredObject | None | bool:
             try:
                 blob = bucket.get_blob(self._name(key))
                 if blob is None:
                     return None
                 generation = int(blob.generation or 0)  # before: a download resets it from its headers
-                data = blob.download_as_bytes(if_generation_match=generation or None)
+                return StoredObject(blob.download_as_bytes(if_generation_match=generation or None), generation)
             except (gexc.PreconditionFailed, gexc.NotFound):
-                continue  # replaced or deleted between the two calls: look again
-            except Exception as exc:  # noqa: BLE001 - translated below
-                raise self._error("read", key, exc) from None
-            return StoredObject(data, generation)
+                return False  # replaced or deleted between the two calls: look again
+
+        for _ in range(5):
+            found = google_call(f"cannot read {self.describe(key)}", attempt)
+            if found is not False:
+                return found  # type: ignore[return-value]
         raise PreconditionFailedError(f"{self.describe(key)} kept changing while it was read")
 
     def exists(self, key: str) -> bool:
-        try:
-            return bool(self._blob(key).exists())
-        except Exception as exc:  # noqa: BLE001 - translated below
-            raise self._error("check", key, exc) from None
+        return bool(google_call(f"cannot check {self.describe(key)}", lambda: self._blob(key).exists()))
 
     def write(self, key: str, data: bytes, *, if_generation_match: int | None = None) -> int:
-        from google.api_core import exceptions as gexc
+        from google.api_core import exceptions as gexc  # deferred: a heavy import
 
         blob = self._blob(key)
-        try:
-            blob.upload_from_string(data, content_type=CONTENT_TYPE, if_generation_match=if_generation_match)
-        except gexc.PreconditionFailed:
-            what = "already exists" if if_generation_match == 0 else f"is no longer generation {if_generation_match}"
-            raise PreconditionFailedError(f"{self.describe(key)} {what}") from None
-        except Exception as exc:  # noqa: BLE001 - translated below
-            raise self._error("write", key, exc) from None
+
+        def upload() -> None:
+            try:
+                blob.upload_from_string(data, content_type=CONTENT_TYPE, if_generation_match=if_generation_match)
+            except gexc.PreconditionFailed:
+                what = "already exists" if if_generation_match == 0 else f"is no longer generation {if_generation_match}"
+                raise PreconditionFailedError(f"{self.describe(key)} {what}") from None
+
+        google_call(f"cannot write {self.describe(key)}", upload)
         return int(blob.generation or 0)
 
     def delete(self, key: str, *, if_generation_match: int | None = None) -> bool:
-        from google.api_core import exceptions as gexc
+        from google.api_core import exceptions as gexc  # deferred: a heavy import
 
         blob = self._blob(key)
-        try:
-            blob.delete(if_generation_match=if_generation_match)
-        except gexc.NotFound:
-            return False
-        except gexc.PreconditionFailed:
-            raise PreconditionFailedError(f"{self.describe(key)} changed since it was read") from None
-        except Exception as exc:  # noqa: BLE001 - translated below
-            raise self._error("delete", key, exc) from None
-        return True
 
-    def _error(self, verb: str, key: str, exc: Exception) -> Exception:
-        """A :class:`CloudError` for Google and network errors; anything else is returned as is."""
-        from vertex_edge.gcp.clients import translate
+        def remove() -> bool:
+            try:
+                blob.delete(if_generation_match=if_generation_match)
+            except gexc.NotFound:
+                return False
+            except gexc.PreconditionFailed:
+                raise PreconditionFailedError(f"{self.describe(key)} changed since it was read") from None
+            return True
 
-        return translate(exc, f"cannot {verb} {self.describe(key)}") or exc
+        return bool(google_call(f"cannot delete {self.describe(key)}", remove))
+
+
+def state_store(clients: Any, names: GcpNames) -> StateStore:
+    """The state at ``gs://<bucket>/.edge/state.yaml`` and its lock beside it (``clients`` is a
+    :class:`~vertex_edge.gcp.clients.GcpClients`, or None where no call will be made)."""
+    return StateStore(GcsStore(clients.storage if clients is not None else None, names.bucket, STATE_PREFIX))
