@@ -3,7 +3,7 @@
 
 import sys
 
-from vertex_edge.deploy.cli import main
+from vertex_edge.cli.deploy import main
 
 if __name__ == "__main__":
     sys.exit(main())

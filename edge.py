@@ -3,7 +3,7 @@
 
 import sys
 
-from vertex_edge.cli import main
+from vertex_edge.cli.edge import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,9 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     from vertex_edge.data.manifest import load_manifest
     from vertex_edge.data.prepare import prepare
     from vertex_edge.fsutil import atomic_write_json
+    from vertex_edge.gitinfo import git_info
     from vertex_edge.params import load_params
     from vertex_edge.tracking import TrackingTarget
-    from vertex_edge.trainer import TrainOutputs, run_tracked_training
+    from vertex_edge.training.run import LocalBackend, TrainOutputs, run_training
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         report = prepare(load_manifest(Path("data/fashion-mnist.yaml")), args.mirror, tmp / "prepared")
         atomic_write_json(tmp / "prepared" / "meta.json", {k: report[k] for k in ("labels", "image_shape", "data_version")})
         started = time.perf_counter()
-        card = run_tracked_training(
+        card = run_training(
+            backend=LocalBackend(tmp / "prepared", "fashion-mnist", git_info(Path.cwd())),
             data_dir=tmp / "prepared",
             params=params,
             outputs=TrainOutputs(tmp / "model", tmp / "train.json", tmp / "history.csv"),
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             echo=lambda line: print(line, flush=True),
         )
         stage = time.perf_counter() - started
-    m = card["metrics"]
+    m = card.card.metrics.model_dump()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     print(json.dumps({"params": params.model_dump(mode="json")}))
     print(

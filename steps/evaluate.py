@@ -12,6 +12,8 @@ import argparse
 from pathlib import Path
 
 from steps import exit_process, run_step
+from vertex_edge.evaluate import evaluate_model, write_reports
+from vertex_edge.params import load_params
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,12 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from vertex_edge.evaluation import evaluate_model, quality_gate, write_reports
-    from vertex_edge.params import load_params
-
     params = load_params(args.params)
     result = evaluate_model(args.model_dir, args.data_dir)
-    write_reports(
+    verdict = write_reports(
         result,
         metrics=args.metrics,
         confusion_csv=args.confusion,
@@ -39,7 +38,7 @@ def run(args: argparse.Namespace) -> None:
         min_accuracy=params.evaluate.min_accuracy,
     )
     print(f"evaluate: test accuracy {result.accuracy:.4f} (gate {params.evaluate.min_accuracy:.4f})")
-    quality_gate(result.accuracy, params.evaluate.min_accuracy)
+    verdict.enforce("quality gate failed")
 
 
 def main(argv: list[str] | None = None) -> int:

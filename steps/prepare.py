@@ -10,6 +10,9 @@ import argparse
 from pathlib import Path
 
 from steps import exit_process, run_step
+from vertex_edge.data.manifest import load_manifest
+from vertex_edge.data.prepare import PreparedMeta, prepare, write_meta
+from vertex_edge.fsutil import atomic_write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,14 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from vertex_edge.data.manifest import load_manifest
-    from vertex_edge.data.prepare import prepare
-    from vertex_edge.fsutil import atomic_write_json
-
     manifest = load_manifest(args.manifest)
     report = prepare(manifest, args.raw_dir, args.out_dir)
-    meta = {k: report[k] for k in ("labels", "image_shape", "data_version")}
-    atomic_write_json(args.out_dir / "meta.json", meta)
+    write_meta(args.out_dir, PreparedMeta.model_validate(report))
     atomic_write_json(args.report, report)
     print(
         f"prepare: train {report['train']['count']}, test {report['test']['count']} images; "

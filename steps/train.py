@@ -1,5 +1,5 @@
-"""DVC stage `train`: train the CNN as a Sacred experiment; write the model, its ONNX export,
-a model card, per-epoch history (DVC plots) and train metrics - all atomically.
+"""DVC stage `train`: train the CNN as one tracked Sacred run; write the model folder (model.keras,
+model.onnx, model_card.json), train metrics and per-epoch history (DVC plots) - all atomically.
 
     python -m steps.train --data-dir data/prepared --params params.yaml \
         --model-dir models/fashion-mnist --metrics metrics/train.json --history reports/train_history.csv
@@ -8,10 +8,11 @@ a model card, per-epoch history (DVC plots) and train metrics - all atomically.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from steps import exit_process, run_step
+from vertex_edge.training.run import TrainOutputs
+from vertex_edge.training.stage import TrainStage, run_train_stage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,36 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from vertex_edge.config import EdgeConfig, load_config
-    from vertex_edge.gcp.sacred import tracking_environment
-    from vertex_edge.layout import LocalLayout
-    from vertex_edge.params import load_params
-    from vertex_edge.tracking import resolve_tracking
-    from vertex_edge.trainer import TrainOutputs, run_tracked_training
-
-    repo = Path.cwd()
-    config = load_config(args.config) if args.config.exists() else EdgeConfig()
-    params = load_params(args.params)
-    outputs = TrainOutputs(model_dir=args.model_dir, metrics=args.metrics, history=args.history)
-    # on the gcp target this holds a port-forward to Sacred's MongoDB open while training runs
-    with tracking_environment(config, os.environ, offline=args.offline) as env:
-        target = resolve_tracking(
-            enabled=config.tracking.enabled,
-            mongodb_url=config.tracking.mongodb_url,
-            mongodb_db=config.tracking.mongodb_db,
-            file_store=LocalLayout.from_config(config, repo).experiments,
-            env=env,
-            offline=args.offline,
-        )
-        run_tracked_training(
-            data_dir=args.data_dir,
-            params=params.train,
-            outputs=outputs,
-            tracking=target,
-            model_name=config.model.name,
-            repo=repo,
-            echo=lambda line: print(line, flush=True),
-        )
+    stage = TrainStage(
+        repo=Path.cwd(), config_path=args.config, data_dir=args.data_dir, params_path=args.params,
+        outputs=TrainOutputs(args.model_dir, args.metrics, args.history), offline=args.offline,
+    )  # fmt: skip
+    run_train_stage(stage, echo=lambda line: print(line, flush=True))
 
 
 def main(argv: list[str] | None = None) -> int:

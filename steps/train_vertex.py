@@ -13,17 +13,17 @@ whether to cancel it (`--on-interrupt ask|cancel|keep`, $EDGE_VERTEX_ON_INTERRUP
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import sys
 from pathlib import Path
 
 from steps import exit_process, run_step
+from vertex_edge.training.run import TrainOutputs
+from vertex_edge.training.stage import DATA_SOURCE_ENV, LOCAL_OUTPUT_ENV, POLL_ENV, TrainStage, run_train_stage
+from vertex_edge.vertex.backend import cancel_policy, plan_job
 
 BACKEND_ENV = "EDGE_TRAIN_BACKEND"
-DATA_SOURCE_ENV = "EDGE_VERTEX_DATA_SOURCE"
 INTERRUPT_ENV = "EDGE_VERTEX_ON_INTERRUPT"
-LOCAL_OUTPUT_ENV = "EDGE_VERTEX_LOCAL_OUTPUT"
-POLL_ENV = "EDGE_VERTEX_POLL_S"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,94 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def options(args: argparse.Namespace):  # noqa: ANN201 - StageOptions
-    from vertex_edge.config import EdgeConfig, load_config
-    from vertex_edge.trainer import TrainOutputs
-    from vertex_edge.vertex.stage import StageOptions
-
-    config = load_config(args.config) if args.config.exists() else EdgeConfig()
-    return StageOptions(
-        repo=Path.cwd(),
-        config=config,
-        data_dir=args.data_dir,
-        params_path=args.params,
-        outputs=TrainOutputs(model_dir=args.model_dir, metrics=args.metrics, history=args.history),
-        job_record=args.job_record,
-        backend=args.backend,
-        data_source=args.data_source,
-        attach=args.attach,
-        replicas=args.replicas,
-        local_output=args.local_output,
-        poll_s=args.poll_seconds,
-    )
-
-
-def confirm_cancel(policy: str):  # noqa: ANN201 - Callable[[str], bool]
-    def ask(name: str) -> bool:
-        if policy in ("cancel", "keep"):
-            return policy == "cancel"
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            return True  # nobody to ask (CI stopped): do not leave a paid job running
-        answer = input(f"\nCancel the training job {name}? [y/N] ")
-        return answer.strip().lower() in ("y", "yes")
-
-    return ask
+def stage(args: argparse.Namespace) -> TrainStage:
+    return TrainStage(
+        repo=Path.cwd(), config_path=args.config, data_dir=args.data_dir, params_path=args.params,
+        outputs=TrainOutputs(args.model_dir, args.metrics, args.history), offline=args.offline,
+        backend=args.backend, job_record=args.job_record, data_source=args.data_source, attach=args.attach,
+        replicas=args.replicas, local_output=args.local_output, poll_s=args.poll_seconds,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> None:
-    import json
-
-    from vertex_edge.gcp.sacred import tracking_environment
-    from vertex_edge.layout import LocalLayout
-    from vertex_edge.tracking import resolve_tracking
-    from vertex_edge.vertex.stage import plan_job, run_stage
-
-    opts = options(args)
+    train = stage(args)
     if args.dry_run:
-        spec, _ = plan_job(opts, files=None, upload=False)
+        spec, _ = plan_job(train.vertex_options(train.config()), files=None, upload=False)
         print(json.dumps(spec.to_json(), indent=2))
         return
-    backend, files = make_backend(opts)
-    config = opts.config
-    # exactly like the local stage: on the gcp target a port-forward to Sacred's MongoDB stays open
-    with tracking_environment(config, os.environ, offline=args.offline) as env:
-        tracking = resolve_tracking(
-            enabled=config.tracking.enabled,
-            mongodb_url=config.tracking.mongodb_url,
-            mongodb_db=config.tracking.mongodb_db,
-            file_store=LocalLayout.from_config(config, opts.repo).experiments,
-            env=env,
-            offline=args.offline,
-        )
-        run_stage(
-            opts, backend=backend, files=files, tracking=tracking,
-            echo=lambda line: print(line, flush=True), confirm_cancel=confirm_cancel(args.on_interrupt),
-        )  # fmt: skip
-
-
-def make_backend(opts):  # noqa: ANN001, ANN201 - (JobBackend, Files), built here at the edge
-    from vertex_edge.vertex.uris import Files
-
-    if opts.backend == "vertex-local":
-        from vertex_edge.tracking import MONGO_ENV
-        from vertex_edge.vertex.local import LocalJobs
-
-        # the trainer gets Vertex AI's contract, not this process's secrets (a MongoDB URL with its password)
-        env = {k: v for k, v in os.environ.items() if k != MONGO_ENV}
-        return LocalJobs(jobs_root=opts.local_jobs_root(), cwd=opts.repo, env=env), Files()
-    from google.cloud import aiplatform
-
-    from vertex_edge.gcp.clients import GcpClients
-    from vertex_edge.vertex.job import require_gcp
-    from vertex_edge.vertex.submit import VertexJobs, artifact_registry_check
-
-    gcp = require_gcp(opts.config)
-    clients = GcpClients.connect(gcp.project, gcp.region)
-    backend = VertexJobs(
-        aiplatform, project=gcp.project, location=gcp.region, credentials=clients.credentials,
-        image_check=artifact_registry_check(clients.artifact_registry),
-    )  # fmt: skip
-    return backend, Files(clients.storage)
+    run_train_stage(train, echo=lambda line: print(line, flush=True), confirm_cancel=cancel_policy(args.on_interrupt))
 
 
 def main(argv: list[str] | None = None) -> int:

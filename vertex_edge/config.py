@@ -144,6 +144,16 @@ class EdgeConfig(_Strict):
             raise ValueError("target 'gcp' needs a 'gcp' section with at least 'project' (and 'region')")
         return self
 
+    def require_gcp(self, what: str = "training on Vertex AI") -> GcpConfig:
+        """The ``gcp`` section, or a :class:`ConfigError` saying how to get one."""
+        if self.gcp is None:
+            raise ConfigError(
+                f"{what} needs a 'gcp' section in edge.yaml (project, region)",
+                hint="run 'python edge.py setup --target gcp --project <id>', or train here with "
+                "'--backend vertex-local' (EDGE_TRAIN_BACKEND=vertex-local)",
+            )
+        return self.gcp
+
     def storage_root(self, repo_root: Path) -> Path:
         root = Path(self.storage.root).expanduser()
         return root if root.is_absolute() else (repo_root / root)

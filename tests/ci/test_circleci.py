@@ -52,14 +52,13 @@ def make_targets() -> set[str]:
 
 
 def edge_command() -> Any:
-    from vertex_edge.cli import _register, app
+    from vertex_edge.cli.edge import app
 
-    _register()
     return typer.main.get_command(app)
 
 
 def deploy_command() -> Any:
-    from vertex_edge.deploy.cli import app
+    from vertex_edge.cli.deploy import app
 
     return typer.main.get_command(app)
 

@@ -19,8 +19,9 @@ import yaml
 from tests.gcp import kubestub
 from tests.gcp.conftest import gcp_config, subprocess_env
 from tests.gcp.fakes import PROJECT, REGION, FakeCloud, FakeDvc, FakeKube
-from vertex_edge.cli import main, setup_gcp
+from vertex_edge.cli import setup_gcp
 from vertex_edge.cli import teardown as teardown_cli
+from vertex_edge.cli.edge import main
 from vertex_edge.config import write_config
 
 REPO = Path(__file__).resolve().parents[2]

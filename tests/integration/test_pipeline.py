@@ -95,6 +95,6 @@ def test_local_pipeline_end_to_end(project: Path, tmp_path: Path) -> None:
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         gated = dvc(project, "repro", env=env)
         assert gated.returncode != 0
-        assert f"quality gate failed: test accuracy {accuracy:.4f} is below evaluate.min_accuracy 1.0000" in (
+        assert f"quality gate failed: test accuracy {accuracy:.4f} is below the quality gate evaluate.min_accuracy 1.0000" in (
             gated.stdout + gated.stderr
         )

@@ -13,15 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vertex_edge.artifact import ModelArtifact
 from vertex_edge.data.prepare import Split
 from vertex_edge.params import AugmentParams, TrainParams
-from vertex_edge.training import split_train_val
+from vertex_edge.training.fit import split_train_val
 
 FAST = TrainParams(epochs=1, batch_size=32, validation_split=0.2, early_stopping_patience=0)
 
 
 def test_augmentation_trains_only_and_is_left_out_of_the_exported_copy() -> None:
-    from vertex_edge.model import build_model, inference_copy
+    from vertex_edge.training.network import build_model, inference_copy
 
     params = TrainParams(
         augment=AugmentParams(flip=True, shift=2), model={"filters": [4], "dense": 8, "mirror_average": False}
@@ -40,7 +41,7 @@ def test_augmentation_trains_only_and_is_left_out_of_the_exported_copy() -> None
 
 
 def test_mirror_average_serves_the_mean_over_the_mirror_image() -> None:
-    from vertex_edge.model import build_model, inference_copy, predict
+    from vertex_edge.training.network import build_model, inference_copy, predict
 
     params = TrainParams(model={"filters": [4], "dense": 8, "mirror_average": True})
     model = build_model(params.model, seed=3)
@@ -64,14 +65,16 @@ def test_split_is_seeded_and_honours_subset() -> None:
 
 @pytest.mark.slow
 def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path: Path) -> None:
+    from vertex_edge.gitinfo import GitInfo
     from vertex_edge.tracking import FileExperimentStore, TrackingTarget, summarize
-    from vertex_edge.trainer import TrainOutputs, run_tracked_training
+    from vertex_edge.training.run import LocalBackend, TrainOutputs, run_training
 
     outputs = TrainOutputs(
         tmp_path / "model", tmp_path / "metrics" / "train.json", tmp_path / "reports" / "history.csv"
     )
     lines: list[str] = []
-    card = run_tracked_training(
+    artifact = run_training(
+        backend=LocalBackend(prepared, "fashion-mnist", GitInfo(commit="abc", dirty=False)),
         data_dir=prepared,
         params=FAST.model_copy(update={"epochs": 2, "augment": AugmentParams(flip=True, shift=2)}),
         outputs=outputs,
@@ -80,12 +83,15 @@ def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path
         repo=tmp_path,
         echo=lines.append,
     )
+    card = artifact.card
     assert sorted(p.name for p in outputs.model_dir.iterdir()) == ["model.keras", "model.onnx", "model_card.json"]
-    assert card["labels"][9] == "Ankle boot" and len(card["labels"]) == 10
-    assert card["onnx_max_abs_diff"] <= 1e-4
-    assert card["sacred_run_id"] == "1"
-    assert card["artifacts"]["model.onnx"]["sha256"]
-    assert json.loads((outputs.model_dir / "model_card.json").read_text()) == card
+    assert card.labels[9] == "Ankle boot" and len(card.labels) == 10
+    assert card.onnx_max_abs_diff is not None and card.onnx_max_abs_diff <= 1e-4
+    assert card.sacred_run_id == "1"
+    assert card.git.commit == "abc"
+    ModelArtifact.read(outputs.model_dir).verify()  # every file matches its sha256
+    assert json.loads((outputs.model_dir / "model_card.json").read_text()) == card.model_dump(mode="json")
+    assert json.loads(outputs.metrics.read_text()) == card.metrics.model_dump(mode="json")
     assert outputs.history.read_text().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
     assert len(outputs.history.read_text().splitlines()) == 3
     assert any(line.startswith("epoch 1/2") for line in lines)
@@ -94,11 +100,11 @@ def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path
     assert run["status"] == "COMPLETED"
     assert run["config"]["epochs"] == 2
     assert run["info"]["data_version"] == json.loads((prepared / "meta.json").read_text())["data_version"]
-    assert run["info"]["model"]["sha256"] == card["artifacts"]["model.onnx"]["sha256"]
+    assert run["info"]["model"]["sha256"] == card.onnx_sha256
     assert set(run["metrics"]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy"}
     assert run["metrics"]["loss"]["steps"] == [1, 2]
-    assert "git" in run["info"] and "host" in run["info"]
-    assert summarize(run)["test_accuracy"] == pytest.approx(card["metrics"]["test_accuracy"], abs=1e-6)
+    assert "git" in run["info"] and "host" in run["info"] and run["info"]["backend"] == "local"
+    assert summarize(run)["test_accuracy"] == pytest.approx(card.metrics.test_accuracy, abs=1e-6)
 
     import onnxruntime as ort
 
@@ -106,7 +112,7 @@ def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path
 
     test = load_npz(prepared / "test.npz")
     session = ort.InferenceSession(str(outputs.model_dir / "model.onnx"))
-    probs = session.run(None, {card["input"]["name"]: test.images[:8].astype(np.float32)})[0]
+    probs = session.run(None, {card.input.name: test.images[:8].astype(np.float32)})[0]
     assert probs.shape == (8, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 

@@ -36,7 +36,7 @@ def train(repo: Path, *, version: str, accuracy: float, bias_class: int | None =
 
 @pytest.fixture
 def deploy_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    from vertex_edge.deploy.cli import main
+    from vertex_edge.cli.deploy import main
 
     def run(*args: str) -> tuple[int, str, str]:
         code = main(list(args))
@@ -48,7 +48,7 @@ def deploy_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, s
 
 @pytest.fixture
 def edge_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    from vertex_edge.cli import main
+    from vertex_edge.cli.edge import main
 
     def run(*args: str) -> tuple[int, str, str]:
         code = main(list(args))

@@ -8,7 +8,8 @@ import shlex
 import yaml
 
 from tests.conftest import REPO
-from vertex_edge.cli.train import JOB_RECORD_ARGS, PIPELINES, STAGE_ARGS
+from vertex_edge.cli.train import PIPELINES
+from vertex_edge.training.stage import DATA_DIR, JOB_RECORD, OUTPUTS, PARAMS_FILE
 
 
 def load(name: str) -> dict:
@@ -43,6 +44,10 @@ def test_dvc_yaml_is_one_of_the_pipelines() -> None:
 
 
 def test_edge_train_uses_the_stage_paths() -> None:
-    for file, extra in (("dvc-step1.yaml", []), ("dvc-step2.yaml", JOB_RECORD_ARGS)):
+    stage_args = [
+        "--data-dir", str(DATA_DIR), "--params", str(PARAMS_FILE), "--model-dir", str(OUTPUTS.model_dir),
+        "--metrics", str(OUTPUTS.metrics), "--history", str(OUTPUTS.history),
+    ]  # fmt: skip
+    for file, extra in (("dvc-step1.yaml", []), ("dvc-step2.yaml", ["--job-record", str(JOB_RECORD)])):
         argv = shlex.split(load(file)["stages"]["train"]["cmd"])[3:]
-        assert argv == [*STAGE_ARGS, *extra], file
+        assert argv == [*stage_args, *extra], file

@@ -95,7 +95,7 @@ def gcs_emulator() -> Iterator[str]:
     """gcp-storage-emulator in this process (in memory) with a bucket 'edge-test'; yields its URL."""
     from gcp_storage_emulator.server import create_server
 
-    from vertex_edge.vertex.local import free_ports
+    from vertex_edge.vertex.local_jobs import free_ports
 
     port = free_ports(1)[0]
     server = create_server("127.0.0.1", port, in_memory=True, default_bucket="edge-test")
@@ -110,7 +110,7 @@ def gcs_emulator() -> Iterator[str]:
 def emulator_files(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - Files
     """Files on the emulator; STORAGE_EMULATOR_HOST is also set for subprocesses (vertex-local)."""
     from vertex_edge.gcp.clients import storage_client
-    from vertex_edge.vertex.uris import Files
+    from vertex_edge.gcp.files import Files
 
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
     return Files(storage_client(env={"STORAGE_EMULATOR_HOST": gcs_emulator}))

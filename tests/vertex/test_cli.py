@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import git
-from vertex_edge.cli import main
+from vertex_edge.cli.edge import main
 
 GCP_EDGE_YAML = {"target": "gcp", "gcp": {"project": "my-proj-123", "region": "europe-west4"}}
 
@@ -70,7 +70,7 @@ def test_dry_run_without_gcp_config_says_what_to_do(edge: Callable[..., tuple[in
 def test_local_dry_run_names_the_stage(edge: Callable[..., tuple[int, str, str]], project: Path) -> None:
     (project / "edge.yaml").write_text(yaml.safe_dump({"target": "local"}))
     code, out, _ = edge("train", "--dry-run")
-    assert code == 0 and "python -m steps.train --data-dir data/prepared" in out and "nothing was changed" in out
+    assert code == 0 and "would train here: data/prepared -> models/fashion-mnist" in out and "nothing was changed" in out
 
 
 def test_pipeline_use_and_show(edge: Callable[..., tuple[int, str, str]], project: Path) -> None:

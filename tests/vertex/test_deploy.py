@@ -12,8 +12,9 @@ from google.api_core import exceptions as gexc
 
 from tests.serving.tiny_model import write_model_dir
 from tests.vertex.fake_aiplatform import ENDPOINT, FakeAiplatform, World
-from vertex_edge.deploy import Candidate, load_candidate
-from vertex_edge.deploy.vertex import VertexDeployer
+from vertex_edge.deploy.candidate import Candidate, load_candidate
+from vertex_edge.deploy.vertex_endpoint import VertexDeployer
+from vertex_edge.deploy.wiring import vertex_deployer
 from vertex_edge.errors import CloudError, QualityGateError, RegistryError, UsageError
 
 IMAGE = "europe-west4-docker.pkg.dev/my-proj-123/edge/prediction:3f2a9c1d"
@@ -233,7 +234,7 @@ def test_confirmation_is_asked_before_any_change(deployer: VertexDeployer, world
 def test_traffic_flag_is_refused_on_the_local_target(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> None:
     import yaml
 
-    from vertex_edge.deploy.cli import main
+    from vertex_edge.cli.deploy import main
 
     (tmp_path / "edge.yaml").write_text(yaml.safe_dump({"target": "local", "storage": {"root": str(tmp_path / ".edge")}}))
     code = main(["--repo", str(tmp_path), "--traffic", "10", "--dry-run"])
@@ -255,23 +256,23 @@ def test_from_config_reads_the_endpoint_from_the_state(monkeypatch: pytest.Monke
     from types import SimpleNamespace
 
     from tests.vertex.conftest import gcp_config
+    from vertex_edge.deploy import wiring
     from vertex_edge.gcp import clients as gcp_clients
-    from vertex_edge.gcp import object_store as vertex_deploy_module
     from vertex_edge.state import Resource, State
 
     state = State(target="gcp", resources={"endpoint": Resource(kind="vertex-endpoint", name="fashion-mnist-endpoint",
                                                                 location=ENDPOINT)})  # fmt: skip
     bundle = SimpleNamespace(storage=object(), artifact_registry=object(), credentials="creds")
     monkeypatch.setattr(gcp_clients.GcpClients, "connect", classmethod(lambda cls, project, region: bundle))
-    monkeypatch.setattr(vertex_deploy_module, "state_store", lambda clients, names: SimpleNamespace(load=lambda: (state, 1)))
+    monkeypatch.setattr(wiring, "state_store", lambda clients, names: SimpleNamespace(load=lambda: (state, 1)))
     config = gcp_config(serving={"machine_type": "n1-standard-4", "min_replicas": 2, "max_replicas": 4,
                                  "image": "europe-west4-docker.pkg.dev/my-proj-123/edge/prediction:v9"})  # fmt: skip
-    deployer = VertexDeployer.from_config(config, tmp_path)
+    deployer = vertex_deployer(config, tmp_path)
     assert deployer.endpoint_name == ENDPOINT and deployer.bucket == "my-proj-123-edge"
     assert (deployer.machine_type, deployer.min_replicas, deployer.max_replicas) == ("n1-standard-4", 2, 4)
     assert deployer.serving_image.endswith("/prediction:v9") and deployer.credentials == "creds"
-    monkeypatch.setattr(vertex_deploy_module, "state_store", lambda clients, names: SimpleNamespace(load=lambda: (None, 0)))
+    monkeypatch.setattr(wiring, "state_store", lambda clients, names: SimpleNamespace(load=lambda: (None, 0)))
     from vertex_edge.errors import NotProvisionedError
 
     with pytest.raises(NotProvisionedError, match="records no Vertex AI endpoint"):
-        VertexDeployer.from_config(config, tmp_path)
+        vertex_deployer(config, tmp_path)

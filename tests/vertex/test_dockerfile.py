@@ -67,7 +67,7 @@ def test_the_trainer_imports_nothing_the_image_lacks() -> None:
         "                                  'fastapi', 'uvicorn', 'httpx'}:\n"
         "            raise ImportError('the training image does not have ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import vertex_edge.vertex.task, vertex_edge.vertex.checkpoint, vertex_edge.trainer, vertex_edge.training\n"
+        "import vertex_edge.vertex.task, vertex_edge.vertex.checkpoint, vertex_edge.training.run, vertex_edge.training.fit\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

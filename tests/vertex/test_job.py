@@ -11,13 +11,13 @@ import pytest
 
 from tests.vertex.conftest import gcp_config
 from vertex_edge.errors import ConfigError, UsageError
+from vertex_edge.gcp.labels import gcp_label
 from vertex_edge.params import TrainParams
 from vertex_edge.vertex.job import (
     TASK_MODULE,
     TrainerInputs,
     build_job_spec,
     display_name,
-    gcp_label,
     job_output_uri,
     to_custom_job,
     trainer_image,

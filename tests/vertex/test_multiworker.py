@@ -14,7 +14,7 @@ from tests.vertex.conftest import TINY_PARAMS
 from vertex_edge.config import EdgeConfig
 from vertex_edge.params import TrainParams
 from vertex_edge.vertex.job import TrainerInputs, build_job_spec
-from vertex_edge.vertex.local import LocalJobs
+from vertex_edge.vertex.local_jobs import LocalJobs
 from vertex_edge.vertex.submit import SUCCEEDED
 
 

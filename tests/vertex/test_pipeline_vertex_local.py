@@ -36,7 +36,7 @@ def test_vertex_pipeline_repro_with_vertex_local(project: Path, tmp_path: Path) 
     record = json.loads((project / "vertex_job.json").read_text())
     assert record["backend"] == "vertex-local" and record["state"] == "JOB_STATE_SUCCEEDED"
     card = json.loads((project / "models" / "fashion-mnist" / "model_card.json").read_text())
-    assert card["sacred_run_id"] == "1" and card["vertex_job"]["name"] == record["name"]
+    assert card["sacred_run_id"] == "1" and card["training"]["vertex_job"]["name"] == record["name"]
     assert card["git"]["commit"] == git(project, "rev-parse", "HEAD").strip()
     assert json.loads((project / "metrics" / "evaluate.json").read_text())["accuracy"] >= 0.0
     lock = (project / "dvc.lock").read_text()
@@ -70,7 +70,7 @@ def test_vertex_local_on_a_gcs_emulator_bucket(project: Path, prepared: Path, gc
     record = json.loads((project / "vertex_job.json").read_text())
     assert record["output_uri"].startswith("gs://edge-test/vertex-local/fashion-mnist-train-")
     from vertex_edge.gcp.clients import storage_client
-    from vertex_edge.vertex.uris import Files
+    from vertex_edge.gcp.files import Files
 
     files = Files(storage_client(env={"STORAGE_EMULATOR_HOST": gcs_emulator}))
     listed = files.listdir(record["output_uri"])

@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 
 from tests.vertex.conftest import TINY_PARAMS
+from vertex_edge.artifact import ModelCard
 from vertex_edge.config import parse_config
+from vertex_edge.params import load_params
 from vertex_edge.tracking import TrackingTarget
-from vertex_edge.trainer import TrainOutputs
-from vertex_edge.vertex.local import LocalJobs
-from vertex_edge.vertex.stage import StageOptions, data_digest, plan_job, run_stage
+from vertex_edge.training.run import TrainOutputs, run_training
+from vertex_edge.vertex.backend import VertexBackend, VertexOptions, data_digest, plan_job
+from vertex_edge.vertex.local_jobs import LocalJobs
 
-LOCAL_INFO = {"data_version", "git", "host", "test_metrics", "model"}  # what the local stage records
+LOCAL_INFO = {"data_version", "git", "host", "backend", "test_metrics", "model"}  # what the local stage records
 METRICS = {"loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy"}
 
 
@@ -28,7 +30,23 @@ def write_params(path: Path) -> Path:
     return path
 
 
-def options(tmp_path: Path, prepared: Path, *, backend: str = "vertex", **kw: Any) -> StageOptions:
+def outputs(repo: Path) -> TrainOutputs:
+    return TrainOutputs(repo / "models" / "fashion-mnist", repo / "metrics" / "train.json",
+                        repo / "reports" / "train_history.csv")  # fmt: skip
+
+
+def run_stage(opts: VertexOptions, *, backend: Any, files: Any, tracking: TrackingTarget, echo: Any,
+              confirm_cancel: Any) -> ModelCard:  # fmt: skip
+    """The one tracked run with the Vertex backend, as the stage runs it."""
+    vertex = VertexBackend(opts, backend, files, echo, confirm_cancel)
+    artifact = run_training(
+        backend=vertex, data_dir=opts.data_dir, params=load_params(opts.params_path).train, outputs=outputs(opts.repo),
+        tracking=tracking, model_name=opts.config.model.name, repo=opts.repo, echo=echo,
+    )  # fmt: skip
+    return artifact.card
+
+
+def options(tmp_path: Path, prepared: Path, *, backend: str = "vertex", **kw: Any) -> VertexOptions:
     repo = tmp_path / "repo"
     repo.mkdir(exist_ok=True)
     data = repo / "data" / "prepared"
@@ -42,10 +60,8 @@ def options(tmp_path: Path, prepared: Path, *, backend: str = "vertex", **kw: An
             "vertex": {"training": {"image": "europe-west4-docker.pkg.dev/my-proj-123/edge/trainer:test"}},
         }
     )
-    return StageOptions(
+    return VertexOptions(
         repo=repo, config=config, data_dir=data, params_path=write_params(repo / "params.yaml"),
-        outputs=TrainOutputs(repo / "models" / "fashion-mnist", repo / "metrics" / "train.json",
-                             repo / "reports" / "train_history.csv"),
         job_record=repo / "vertex_job.json", backend=backend, poll_s=0.01, **kw,  # type: ignore[arg-type]
     )  # fmt: skip
 
@@ -116,12 +132,15 @@ def test_vertex_stage_with_a_fake_api_and_the_gcs_emulator(
     assert record["backend"] == "vertex" and record["state"] == "JOB_STATE_SUCCEEDED"
     assert record["output_uri"].startswith("gs://edge-test/vertex/jobs/")
     assert record["spec"]["custom_job"]["job_spec"]["base_output_directory"]["output_uri_prefix"] == record["output_uri"]
-    assert record["sacred_run_id"] == "1" and record["model_version"] == card["version"]
+    assert record["sacred_run_id"] == "1" and record["model_version"] == card.version
     assert "model.onnx" in emulator_files.listdir(record["output_uri"] + "/model")
-    assert sorted(p.name for p in opts.outputs.model_dir.iterdir()) == ["model.keras", "model.onnx", "model_card.json"]
-    assert json.loads(opts.outputs.metrics.read_text()) == card["metrics"]
-    assert opts.outputs.history.read_text().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
-    assert card["sacred_run_id"] == "1" and card["vertex_job"]["name"] == record["name"]
+    out = outputs(opts.repo)
+    assert sorted(p.name for p in out.model_dir.iterdir()) == ["model.keras", "model.onnx", "model_card.json"]
+    assert json.loads(out.metrics.read_text()) == card.metrics.model_dump(mode="json")
+    assert out.history.read_text().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
+    assert card.sacred_run_id == "1" and card.training["vertex_job"]["name"] == record["name"]
+    # the job's export is the served model: downloaded and verified by sha256, not exported again
+    assert record["model_sha256"] == card.onnx_sha256
     # Sacred: the local stage's fields, plus the job
     run_dir = tmp_path / "experiments" / "1"
     info = json.loads((run_dir / "info.json").read_text())
@@ -140,7 +159,7 @@ def test_vertex_local_stage_on_a_local_folder_and_attach_resumes(tmp_path: Path,
 
     opts = options(tmp_path, prepared, backend="vertex-local")
     jobs = LocalJobs(jobs_root=opts.local_jobs_root(), cwd=Path(__file__).resolve().parents[2], env=dict(os.environ))
-    from vertex_edge.vertex.uris import Files
+    from vertex_edge.gcp.files import Files
 
     card = run_stage(opts, backend=jobs, files=Files(), tracking=TrackingTarget("off"), echo=lambda line: None,
                      confirm_cancel=lambda name: False)  # fmt: skip
@@ -148,10 +167,10 @@ def test_vertex_local_stage_on_a_local_folder_and_attach_resumes(tmp_path: Path,
     assert record["backend"] == "vertex-local" and record["name"].startswith("local/fashion-mnist-train-")
     job_dir = Path(record["output_uri"])
     assert (job_dir / "checkpoints" / "checkpoint.json").is_file() and (job_dir / "job.json").is_file()
-    assert card["sacred_run_id"] is None  # tracking off
+    assert card.sacred_run_id is None  # tracking off
     # --attach runs the same job again: everything is checkpointed, so nothing is trained twice
-    again = StageOptions(**{**opts.__dict__, "attach": record["name"]})
+    again = VertexOptions(**{**opts.__dict__, "attach": record["name"]})
     card2 = run_stage(again, backend=jobs, files=Files(), tracking=TrackingTarget("off"), echo=lambda line: None,
                       confirm_cancel=lambda name: False)  # fmt: skip
-    assert card2["training"]["resumed_from_epoch"] == TINY_PARAMS["epochs"]
-    assert card2["metrics"]["epochs_run"] == TINY_PARAMS["epochs"]
+    assert card2.training["resumed_from_epoch"] == TINY_PARAMS["epochs"]
+    assert card2.metrics.epochs_run == TINY_PARAMS["epochs"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from vertex_edge.errors import DataError
+from vertex_edge.gcp.files import Files, join, parent, split_gcs
 from vertex_edge.vertex.checkpoint import CheckpointStore, fingerprint
-from vertex_edge.vertex.uris import Files, join, parent, split_gcs
 
 
 def test_uri_helpers() -> None:

@@ -13,6 +13,7 @@ from google.api_core import exceptions as gexc
 
 from tests.vertex.test_job import make_spec
 from vertex_edge.errors import CloudError, DataError
+from vertex_edge.gcp.files import Files, join
 from vertex_edge.vertex.submit import (
     CANCELLED,
     FAILED,
@@ -22,7 +23,6 @@ from vertex_edge.vertex.submit import (
     run_job,
     wait_for_job,
 )
-from vertex_edge.vertex.uris import Files, join
 
 
 class Clock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vertex_edge.cli import main
+from vertex_edge.cli.edge import main
 from vertex_edge.cli.webapp import build_settings
 from vertex_edge.config import EdgeConfig, GcpConfig
 from vertex_edge.errors import ConfigError, UsageError

@@ -43,8 +43,8 @@ def seed(
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from vertex_edge import dvc
+    from vertex_edge.data.fetch import needs_tracking, seed_files
     from vertex_edge.data.manifest import DEFAULT_MANIFEST, load_manifest
-    from vertex_edge.data.seed import needs_tracking, seed_files
     from vertex_edge.errors import NotProvisionedError
 
     app_ctx: AppContext = ctx.obj

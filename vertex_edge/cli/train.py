@@ -14,7 +14,6 @@ commit (the Makefile's ``images-push`` and CI use it), or the web-app chart's va
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -23,9 +22,11 @@ from typing import Annotated, Optional
 import typer
 
 from vertex_edge.cli.context import AppContext
+from vertex_edge.config import EdgeConfig, parse_config
 from vertex_edge.errors import ConfigError, UsageError
+from vertex_edge.training.stage import TrainStage, run_train_stage
+from vertex_edge.vertex.backend import cancel_policy, plan_job
 
-BACKENDS = ("local", "vertex", "vertex-local")
 PIPELINES = {"local": "dvc-step1.yaml", "vertex": "dvc-step2.yaml"}
 ACTIVE_PIPELINE = "dvc.yaml"
 IMAGES = {
@@ -33,12 +34,6 @@ IMAGES = {
     "prediction": "services/prediction/Dockerfile",
     "webapp": "services/webapp/Dockerfile",
 }
-# the train stage's paths, as in dvc-step1.yaml / dvc-step2.yaml (tests/unit/test_pipelines.py checks them)
-STAGE_ARGS = [
-    "--data-dir", "data/prepared", "--params", "params.yaml", "--model-dir", "models/fashion-mnist",
-    "--metrics", "metrics/train.json", "--history", "reports/train_history.csv",
-]  # fmt: skip
-JOB_RECORD_ARGS = ["--job-record", "vertex_job.json"]
 
 pipeline_app = typer.Typer(help="Which DVC pipeline dvc.yaml is: local (dvc-step1.yaml) or vertex (dvc-step2.yaml).",
                            no_args_is_help=True)  # fmt: skip
@@ -62,6 +57,15 @@ def train(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would run (the CustomJob spec as JSON for vertex); change nothing.")
     ] = False,
+    project: Annotated[
+        Optional[str],
+        typer.Option("--project", envvar="EDGE_GCP_PROJECT",
+                     help="vertex --dry-run: the GCP project to plan for (default edge.yaml gcp.project)."),
+    ] = None,  # fmt: skip
+    region: Annotated[
+        Optional[str],
+        typer.Option("--region", envvar="EDGE_GCP_REGION", help="vertex --dry-run: the region (default edge.yaml, else us-central1)."),
+    ] = None,  # fmt: skip
     attach: Annotated[
         Optional[str], typer.Option("--attach", help="Wait for an existing job (vertex, vertex-local) instead of submitting.")
     ] = None,
@@ -69,10 +73,10 @@ def train(
         Optional[int], typer.Option("--replicas", min=1, help="Replica count (default edge.yaml vertex.training).")
     ] = None,
     on_interrupt: Annotated[
-        Optional[str],
+        str,
         typer.Option("--on-interrupt", envvar="EDGE_VERTEX_ON_INTERRUPT",
                      help="Ctrl-C while a Vertex AI job runs: ask, cancel or keep."),
-    ] = None,  # fmt: skip
+    ] = "ask",  # fmt: skip
     offline: Annotated[bool, typer.Option("--offline", help="Do not track the run (EDGE_OFFLINE=1).")] = False,
 ) -> None:
     """Train now with the pipeline's paths (data/prepared -> models/fashion-mnist, metrics/train.json,
@@ -81,58 +85,37 @@ def train(
     Outside 'dvc repro' DVC does not record the outputs: 'dvc commit train' does (or use 'dvc repro').
     """
     app_ctx: AppContext = ctx.obj
-    if backend not in BACKENDS:
-        raise UsageError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-    if backend == "local" and (attach or replicas):
-        raise UsageError("--attach and --replicas apply to the vertex and vertex-local backends")
+    if on_interrupt not in ("ask", "cancel", "keep"):
+        raise UsageError(f"--on-interrupt {on_interrupt!r}: expected ask, cancel or keep")
+    if (project or region) and not (dry_run and backend == "vertex"):
+        raise UsageError("--project and --region plan a Vertex AI job: use them with --backend vertex --dry-run")
+    stage = TrainStage(
+        repo=app_ctx.repo, config_path=app_ctx.config_path, offline=offline, backend=backend,  # type: ignore[arg-type]
+        attach=attach, replicas=replicas, **TrainStage.vertex_env_defaults(os.environ),
+    )  # fmt: skip
     if dry_run:
-        _dry_run(app_ctx, backend, replicas)
+        _dry_run(app_ctx, stage, project, region)
         return
-    argv = [*STAGE_ARGS, "--config", str(app_ctx.config_path)]
-    if offline:
-        argv.append("--offline")
-    if backend == "local":
-        from steps import train as stage
-    else:
-        from steps import train_vertex as stage  # type: ignore[no-redef]
-
-        argv += [*JOB_RECORD_ARGS, "--backend", backend]
-        if attach:
-            argv += ["--attach", attach]
-        if replicas:
-            argv += ["--replicas", str(replicas)]
-        if on_interrupt:
-            argv += ["--on-interrupt", on_interrupt]
     app_ctx.config()  # a broken edge.yaml fails here, before any work
-    with contextlib.chdir(app_ctx.repo):
-        code = stage.main(argv)
-    if code:
-        raise typer.Exit(code)
+    run_train_stage(stage, echo=lambda line: typer.echo(line), confirm_cancel=cancel_policy(on_interrupt))
     app_ctx.console.print("[dim]outputs written outside 'dvc repro': 'dvc commit train' records them in dvc.lock[/]")
 
 
-def _dry_run(app_ctx: AppContext, backend: str, replicas: int | None) -> None:
-    if backend == "local":
-        app_ctx.console.print("would run: python -m steps.train " + " ".join(STAGE_ARGS))
+def _dry_run(app_ctx: AppContext, stage: TrainStage, project: str | None, region: str | None) -> None:
+    if stage.backend == "local":
+        app_ctx.console.print(
+            f"would train here: {stage.data_dir} -> {stage.outputs.model_dir}, {stage.outputs.metrics}, "
+            f"{stage.outputs.history} (python -m steps.train)"
+        )
         app_ctx.console.print("dry run: nothing was changed")
         return
-    from vertex_edge.trainer import TrainOutputs
-    from vertex_edge.vertex.stage import StageOptions, plan_job
-
-    repo = app_ctx.repo
-    opts = StageOptions(
-        repo=repo,
-        config=app_ctx.config(),
-        data_dir=repo / "data" / "prepared",
-        params_path=repo / "params.yaml",
-        outputs=TrainOutputs(repo / "models" / "fashion-mnist", repo / "metrics" / "train.json",
-                             repo / "reports" / "train_history.csv"),
-        job_record=repo / "vertex_job.json",
-        backend=backend,  # type: ignore[arg-type]
-        replicas=replicas,
-        data_source=os.environ.get("EDGE_VERTEX_DATA_SOURCE") or "staging",  # type: ignore[arg-type]
-    )  # fmt: skip
-    spec, _ = plan_job(opts, files=None, upload=False)
+    config = stage.config()
+    if project:
+        gcp = (config.gcp.model_dump() if config.gcp else {}) | {"project": project}
+        if region:
+            gcp["region"] = region
+        config = parse_config({**config.model_dump(mode="json", exclude_none=True), "gcp": gcp}, "--project/--region")
+    spec, _ = plan_job(stage.vertex_options(config), files=None, upload=False)
     typer.echo(json.dumps(spec.to_json(), indent=2))
 
 
@@ -213,10 +196,8 @@ def pipeline_show(ctx: typer.Context) -> None:
 # --- edge.py images ----------------------------------------------------------------------
 
 
-def image_uris(config: object, tag: str) -> dict[str, str]:
-    from vertex_edge.vertex.job import require_gcp
-
-    gcp = require_gcp(config)  # type: ignore[arg-type]
+def image_uris(config: EdgeConfig, tag: str) -> dict[str, str]:
+    gcp = config.require_gcp("naming the images")
     registry = f"{gcp.region}-docker.pkg.dev/{gcp.project}/{gcp.artifact_repository}"
     return {name: f"{registry}/{name}:{tag}" for name in IMAGES}
 
@@ -236,7 +217,7 @@ def images(
 
     app_ctx: AppContext = ctx.obj
     config = app_ctx.config()
-    tag = tag or git_info(app_ctx.repo)["commit"]
+    tag = tag or git_info(app_ctx.repo).commit
     if not tag:
         raise UsageError("no --tag and no git commit to tag the images with")
     uris = image_uris(config, tag)

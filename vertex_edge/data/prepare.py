@@ -13,11 +13,47 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vertex_edge.data import idx
 from vertex_edge.data.manifest import DatasetManifest
 from vertex_edge.errors import DataError
-from vertex_edge.fsutil import atomic_path, file_digest
+from vertex_edge.fsutil import atomic_path, atomic_write_json, file_digest
+
+META_FILE = "meta.json"
+
+
+class PreparedMeta(BaseModel):
+    """``meta.json`` beside the prepared arrays: what every later step needs to know of the data."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    labels: list[str] = Field(min_length=2)
+    image_shape: list[int] = Field(min_length=2, max_length=2)
+    data_version: str = Field(min_length=1)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+
+def write_meta(data_dir: Path, meta: PreparedMeta) -> None:
+    atomic_write_json(data_dir / META_FILE, meta.model_dump(mode="json"))
+
+
+def load_meta(data_dir: Path) -> PreparedMeta:
+    """``<data_dir>/meta.json``; :class:`DataError` saying to run prepare when it is missing or bad."""
+    path = data_dir / META_FILE
+    try:
+        return PreparedMeta.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise DataError(f"{path} not found", hint="run the prepare stage first ('dvc repro')") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise DataError(
+            f"{path} is not valid prepared-data metadata ({'.'.join(map(str, first['loc'])) or 'file'}: {first['msg']})",
+            hint="run the prepare stage again ('dvc repro prepare')",
+        ) from None
 
 
 @dataclass

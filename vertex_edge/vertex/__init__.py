@@ -6,7 +6,7 @@
   replicas, ``TF_CONFIG``/``CLUSTER_SPEC`` (:mod:`~vertex_edge.vertex.contract`).
 * :mod:`~vertex_edge.vertex.job` - the CustomJob spec built from ``edge.yaml`` and ``params.yaml``.
 * :mod:`~vertex_edge.vertex.submit` - submit, wait with progress, cancel, download the outputs.
-* :mod:`~vertex_edge.vertex.local` - the ``vertex-local`` backend: the same entrypoint run here as
+* :mod:`~vertex_edge.vertex.local_jobs` - the ``vertex-local`` backend: the same entrypoint run here as
   a subprocess with the same environment contract.
 * :mod:`~vertex_edge.vertex.stage` - the ``train`` stage of ``dvc-step2.yaml`` (Sacred tracking and
   the same outputs as the local stage).

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vertex_edge.vertex.uris import Files, join
+from vertex_edge.gcp.files import Files, join
 
 log = logging.getLogger(__name__)
 

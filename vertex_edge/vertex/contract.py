@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vertex_edge.errors import ConfigError, UsageError
-from vertex_edge.vertex.uris import join, parent
+from vertex_edge.gcp.files import join, parent
 
 MODEL_DIR_ENV = "AIP_MODEL_DIR"
 CHECKPOINT_DIR_ENV = "AIP_CHECKPOINT_DIR"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,8 +24,9 @@ from typing import Any
 
 from vertex_edge.config import EdgeConfig
 from vertex_edge.errors import ConfigError, UsageError
+from vertex_edge.gcp.files import join
+from vertex_edge.gcp.labels import gcp_label
 from vertex_edge.params import TrainParams
-from vertex_edge.vertex.uris import join
 
 TASK_MODULE = "vertex_edge.vertex.task"
 TRAINER_IMAGE = "trainer"
@@ -37,31 +37,13 @@ REPORT_DIR = "report"
 BOOT_DISK = {"boot_disk_type": "pd-ssd", "boot_disk_size_gb": 100}
 CONTAINER_ENV = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-_LABEL_BAD = re.compile(r"[^a-z0-9_-]")
-
-
-def gcp_label(value: object) -> str:
-    """A valid Google Cloud label value: lower-case letters, digits, ``_`` and ``-``, at most 63."""
-    text = str(value).lower().replace(".", "_")
-    return _LABEL_BAD.sub("_", text)[:63]
-
-
-def require_gcp(config: EdgeConfig) -> Any:
-    """The ``gcp`` section, or a :class:`ConfigError` saying how to get one."""
-    if config.gcp is None:
-        raise ConfigError(
-            "training on Vertex AI needs a 'gcp' section in edge.yaml (project, region)",
-            hint="run 'python edge.py setup --target gcp --project <id>', or train here with "
-            "'--backend vertex-local' (EDGE_TRAIN_BACKEND=vertex-local)",
-        )
-    return config.gcp
 
 
 def trainer_image(config: EdgeConfig, commit: str | None) -> str:
     """``vertex.training.image``, else the image ``make images-push`` builds for ``commit``."""
     if config.vertex.training.image:
         return config.vertex.training.image
-    gcp = require_gcp(config)
+    gcp = config.require_gcp()
     if not commit:
         raise UsageError(
             "cannot name the training image: this is not a git checkout with a commit",

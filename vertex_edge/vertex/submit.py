@@ -2,7 +2,7 @@
 
 A :class:`JobBackend` runs a :class:`~vertex_edge.vertex.job.JobSpec`: :class:`VertexJobs` on
 Vertex AI (the ``aiplatform`` SDK is injected, so tests assert its calls offline), or
-:class:`~vertex_edge.vertex.local.LocalJobs` here (``vertex-local``). :func:`run_job` is the same
+:class:`~vertex_edge.vertex.local_jobs.LocalJobs` here (``vertex-local``). :func:`run_job` is the same
 for both: submit (or attach to a running job), print where the logs are, poll the state with a
 line per change, and on success download ``<output>/model`` and ``<output>/report``. Ctrl-C
 while waiting asks (through an injected callback) whether to cancel the remote job.
@@ -20,9 +20,9 @@ from urllib.parse import quote
 
 from vertex_edge.errors import CloudError, DataError, EdgeError, UsageError
 from vertex_edge.gcp.errors import google_call, is_not_found
+from vertex_edge.gcp.files import Files, join
 from vertex_edge.state import utcnow
 from vertex_edge.vertex.job import REPORT_DIR, JobSpec, to_custom_job
-from vertex_edge.vertex.uris import Files, join
 
 log = logging.getLogger(__name__)
 

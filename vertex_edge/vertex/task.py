@@ -18,6 +18,9 @@ Inputs (``train.npz``, ``test.npz``, ``meta.json``) and outputs may be ``gs://``
 written with the GCS client), ``/gcs/`` FUSE paths or local folders. The report folder gets
 ``train.json`` (metrics), ``history.csv`` and, last, ``run.json`` (the summary the submitting side
 reads). Exit codes: 0 done, 1 failed, 2 bad arguments or environment, 130 interrupted.
+
+TensorFlow and Keras are imported inside the functions that use them: their import takes seconds,
+and ``--help`` or a bad argument should not wait for it.
 """
 
 from __future__ import annotations
@@ -35,10 +38,29 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from vertex_edge.artifact import ModelArtifact
+from vertex_edge.data.prepare import PreparedMeta, load_meta, load_npz
 from vertex_edge.errors import ConfigError, EdgeError, UsageError
+from vertex_edge.fsutil import file_digest
+from vertex_edge.gcp.files import Files, is_gcs, join
+from vertex_edge.gitinfo import GitInfo
+from vertex_edge.params import TrainParams
+from vertex_edge.training.export import save_model
+from vertex_edge.training.fit import STEPS_PER_EXECUTION, train
+from vertex_edge.training.network import inference_copy
+from vertex_edge.training.run import history_csv
+from vertex_edge.vertex.checkpoint import (
+    CheckpointStore,
+    checkpoint_callback,
+    fingerprint,
+    optimizer_state,
+    restore_optimizer_callback,
+    scalars_callback,
+)
 from vertex_edge.vertex.contract import Cluster, OutputDirs, cluster_from_env
 from vertex_edge.vertex.job import DATA_FILES
-from vertex_edge.vertex.uris import Files, is_gcs, join
 
 log = logging.getLogger("vertex_edge.vertex.task")
 
@@ -69,10 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_params(text: str) -> Any:
-    from pydantic import ValidationError
-
-    from vertex_edge.params import TrainParams
-
     try:
         return TrainParams.model_validate_json(text)
     except ValidationError as exc:
@@ -101,8 +119,6 @@ def data_locations(data_uri: str, overrides: Sequence[str]) -> dict[str, str]:
 
 def fetch_data(files: Files, locations: Mapping[str, str], dest: Path) -> dict[str, str]:
     """Copy the inputs into ``dest``; return their MD5 digests (the checkpoint fingerprint)."""
-    from vertex_edge.fsutil import file_digest
-
     digests = {}
     for name, uri in locations.items():
         files.download(uri, dest / name)
@@ -223,23 +239,12 @@ def _run(
     )  # fmt: skip
     log.info("outputs: model %s, checkpoints %s, logs %s", dirs.model, dirs.checkpoints or "-", dirs.tensorboard or "-")
 
-    from vertex_edge.data.prepare import load_npz
-    from vertex_edge.trainer import load_meta
-    from vertex_edge.vertex.checkpoint import (
-        CheckpointStore,
-        checkpoint_callback,
-        fingerprint,
-        optimizer_state,
-        restore_optimizer_callback,
-        scalars_callback,
-    )
-
     data_dir = workdir / "data"
     digests = fetch_data(files, locations, data_dir)
     meta = load_meta(data_dir)
     train_split, test_split = load_npz(data_dir / "train.npz"), load_npz(data_dir / "test.npz")
     log.info("data: %d train, %d test images (data version %s)", len(train_split.labels), len(test_split.labels),
-             str(meta.get("data_version", ""))[:8])  # fmt: skip
+             meta.data_version[:8])  # fmt: skip
     params_json = json.dumps(params.model_dump(mode="json"), sort_keys=True)
     store = (
         CheckpointStore(files, dirs.checkpoints, fingerprint(params_json, digests), workdir / "checkpoints")
@@ -248,9 +253,7 @@ def _run(
     )
     resumed = store.latest() if store is not None else None
 
-    import keras
-
-    from vertex_edge.training import STEPS_PER_EXECUTION, train
+    import keras  # deferred: TensorFlow's import takes seconds (see the module docstring)
 
     callbacks: list[Any] = []
     initial_epoch, prior = 0, []
@@ -273,7 +276,7 @@ def _run(
             log.info("epoch %d/%d  %s  (%.1fs)", epoch, params.epochs, shown, seconds)
 
         result = train(
-            train_split, test_split, params, num_classes=len(meta["labels"]), on_epoch=on_epoch,
+            train_split, test_split, params, num_classes=meta.num_classes, on_epoch=on_epoch,
             model=model, initial_epoch=initial_epoch, extra_callbacks=callbacks,
             steps_per_execution=1 if cluster.multi_worker else STEPS_PER_EXECUTION,
         )  # fmt: skip
@@ -299,17 +302,15 @@ def _run(
     if cluster.is_chief:
         export_model = result.model
         if strategy_name != "default":  # a plain copy: saving a mirrored model would wait for the workers
-            from vertex_edge.model import inference_copy
-
             export_model = inference_copy(
-                result.model, params, image_shape=tuple(train_split.images.shape[1:]), num_classes=len(meta["labels"])
+                result.model, params, image_shape=tuple(train_split.images.shape[1:]), num_classes=meta.num_classes
             )
-        card = _write_outputs(
+        artifact = _write_outputs(
             dataclasses.replace(result, model=export_model), args, dirs, meta, params, files, workdir, summary,
             sample=test_split.images[:256],
         )
-        summary["model_version"] = card["version"]
-        log.info("model %s written to %s (%.0fs in all)", card["version"], dirs.model, time.monotonic() - started)
+        summary["model_version"] = artifact.version
+        log.info("model %s written to %s (%.0fs in all)", artifact.version, dirs.model, time.monotonic() - started)
     if cluster.multi_worker:
         _barrier(strategy)
     return summary
@@ -332,31 +333,29 @@ def _write_outputs(
     result: Any,
     args: argparse.Namespace,
     dirs: OutputDirs,
-    meta: dict[str, Any],
+    meta: PreparedMeta,
     params: Any,
     files: Files,
     workdir: Path,
     summary: dict[str, Any],
     *,
     sample: Any,
-) -> dict[str, Any]:
-    """The chief's outputs: the model folder, then the report (``run.json`` last: the marker)."""
-    from vertex_edge.trainer import TrainOutputs, write_outputs
-
+) -> ModelArtifact:
+    """The chief's outputs: the model folder (exported once, here), then the report (``run.json``
+    last: the marker that the job finished)."""
     out = workdir / "out"
-    report = out / "report"
-    outputs = TrainOutputs(model_dir=out / "model", metrics=report / "train.json", history=report / "history.csv")
-    card = write_outputs(
-        result, outputs, meta=meta, params=params, model_name=args.model_name,
-        git={"commit": args.git_commit, "dirty": bool(args.git_dirty)}, run_id=None, sample=sample,
-        extra_card={"training": {k: summary[k] for k in ("replicas", "strategy", "gpus", "resumed_from_epoch")}},
+    (out / "model").mkdir(parents=True)
+    artifact = save_model(
+        result, out / "model", meta=meta, params=params, model_name=args.model_name,
+        git=GitInfo(commit=args.git_commit, dirty=bool(args.git_dirty)), sample=sample,
+        training={k: summary[k] for k in ("replicas", "strategy", "gpus", "resumed_from_epoch")},
     )  # fmt: skip
     files.upload_tree(out / "model", dirs.model)
-    for name in ("train.json", "history.csv"):
-        files.upload(out / "report" / name, join(dirs.report, name))
-    body = {**summary, "model_version": card["version"], "model_dir": dirs.model}
+    files.write_bytes(join(dirs.report, "train.json"), artifact.card.metrics.model_dump_json(indent=1).encode("utf-8"))
+    files.write_bytes(join(dirs.report, "history.csv"), history_csv(result.history).encode("utf-8"))
+    body = {**summary, "model_version": artifact.version, "model_dir": dirs.model}
     files.write_bytes(join(dirs.report, RUN_SUMMARY), (json.dumps(body, indent=1) + "\n").encode("utf-8"))
-    return card
+    return artifact
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -9,15 +9,18 @@ follows ``endpoint.json`` and swaps the model in without dropping requests.
 from __future__ import annotations
 
 import getpass
-import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vertex_edge.deploy import Candidate, DeployResult
-from vertex_edge.errors import DataError, RegistryError
+from vertex_edge.data.idx import IMAGES_MAGIC, decompress, parse_idx
+from vertex_edge.deploy.candidate import Candidate, DeployResult
+from vertex_edge.errors import RegistryError
+from vertex_edge.fsutil import atomic_write_bytes
+from vertex_edge.gitinfo import git_info
 from vertex_edge.registry import Endpoint, LocalRegistry
 from vertex_edge.state import utcnow
 
@@ -33,23 +36,14 @@ class LocalDeployer:
     repo: Path
     target: str = "local"
 
-    @classmethod
-    def from_config(cls, config: Any, repo: Path) -> LocalDeployer:
-        from vertex_edge.layout import LocalLayout
-
-        layout = LocalLayout.from_config(config, repo)
-        name = config.model.name
-        return cls(LocalRegistry(layout.registry, name), f"{name}-endpoint", layout.repo)
-
     # ---------------------------------------------------------------- deploy
 
     def deploy(self, candidate: Candidate, *, force: bool, dry_run: bool) -> DeployResult:
         candidate.check_gate(force=force)
-        verify_artifacts(candidate)
         result = DeployResult(dry_run=dry_run, notes=list(candidate.notes))
         if not candidate.passed:
             result.notes.append(f"--force: deploying although {candidate.gate_text()}")
-        card_name = candidate.card.get("name")
+        card_name = candidate.card.name
         if card_name and card_name != self.registry.model_name:
             result.notes.append(
                 f"the model card names the model {card_name!r}; registering it as {self.registry.model_name!r} "
@@ -62,7 +56,7 @@ class LocalDeployer:
                 result.actions.append(f"would reuse version {version}: it holds this model.onnx already")
             else:
                 result.actions.append(
-                    f"would register {candidate.model_dir} (model {candidate.card['version']}, "
+                    f"would register {candidate.model_dir} (model {candidate.card.version}, "
                     f"{candidate.gate_text()}) as {self.registry.model_name} version {version} "
                     f"in {self.registry.versions_dir}"
                 )
@@ -79,7 +73,7 @@ class LocalDeployer:
                 result.changed = True
                 result.actions.append(
                     f"registered {candidate.model_dir} as {self.registry.model_name} version {version} "
-                    f"(model {candidate.card['version']}, {candidate.gate_text()})"
+                    f"(model {candidate.card.version}, {candidate.gate_text()})"
                 )
             self._apply_traffic(result, version, "deploy")
         return result
@@ -143,30 +137,28 @@ class LocalDeployer:
         result.how_to_call = self.how_to_call(version)
 
     def _metadata(self, candidate: Candidate, *, force: bool) -> dict[str, Any]:
-        from vertex_edge.gitinfo import git_info
-
         card = candidate.card
         evaluation = {k: v for k, v in candidate.evaluation.items() if k != "per_class"}
         return {
             "model": self.registry.model_name,
-            "model_version": card.get("version"),
+            "model_version": card.version,
             "created": utcnow(),
-            "trained": card.get("created"),
-            "git": card.get("git") or {"commit": None, "dirty": False},
-            "registered_at_commit": git_info(self.repo),
-            "data_version": card.get("data_version"),
-            "params": card.get("params") or {},
+            "trained": card.created,
+            "git": card.git.model_dump(),
+            "registered_at_commit": git_info(self.repo).model_dump(),
+            "data_version": card.data_version,
+            "params": card.params,
             "metrics": {
                 "test_accuracy": candidate.accuracy,
                 "test_accuracy_source": candidate.accuracy_source,
                 "evaluate": evaluation,
-                "card": card.get("metrics") or {},
+                "card": card.metrics.model_dump(mode="json"),
                 "per_class": candidate.evaluation.get("per_class"),
             },
             "quality_gate": {"min_accuracy": candidate.min_accuracy, "passed": candidate.passed, "forced": force},
-            "sacred_run_id": card.get("sacred_run_id"),
-            "labels": card.get("labels"),
-            "artifacts": card.get("artifacts") or {},
+            "sacred_run_id": card.sacred_run_id,
+            "labels": card.labels,
+            "artifacts": {name: d.model_dump() for name, d in card.artifacts.items()},
             "source": str(candidate.model_dir),
             "registered_by": _user(),
         }
@@ -185,10 +177,6 @@ class LocalDeployer:
 
     def _write_sample_request(self) -> None:
         """A request to try the endpoint with: the first test images, or a blank image without the data."""
-        import json
-
-        from vertex_edge.fsutil import atomic_write_bytes
-
         images = _test_images(self.repo, 3)
         instances = [img.astype(int).tolist() for img in images] if images is not None else [[[0] * 28] * 28]
         body = json.dumps({"instances": instances}, separators=(",", ":"))
@@ -207,34 +195,11 @@ def _rollback_target(endpoint: Endpoint | None, name: str) -> str:
     return stack[-2]
 
 
-def verify_artifacts(candidate: Candidate) -> None:
-    """Refuse artifacts that do not match the card (a half-copied or retrained folder)."""
-    for name, info in (candidate.card.get("artifacts") or {}).items():
-        path = candidate.model_dir / name
-        if not path.is_file():
-            if name == "model.onnx":
-                raise DataError(f"{path} is missing", hint="run 'dvc repro' (or 'dvc pull') to restore it")
-            raise DataError(f"{path} is missing but the model card lists it", hint="run 'dvc repro' to rebuild it")
-        expected = (info or {}).get("sha256")
-        if expected:
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            if h.hexdigest() != expected:
-                raise DataError(
-                    f"{path} does not match its model card (sha256 {h.hexdigest()[:12]}..., card {expected[:12]}...)",
-                    hint="run 'dvc repro' so the model folder is consistent",
-                )
-
-
 def _test_images(repo: Path, count: int):  # noqa: ANN202 - numpy array or None
     path = repo / "data" / "fashion-mnist" / "t10k-images-idx3-ubyte.gz"
     if not path.is_file():
         return None
     try:
-        from vertex_edge.data.idx import IMAGES_MAGIC, decompress, parse_idx
-
         images = parse_idx(decompress(path), path.name, expected_magic=IMAGES_MAGIC)
     except Exception as exc:  # noqa: BLE001 - the sample request is a convenience only
         log.debug("no sample request: %s", exc)

@@ -1,19 +1,21 @@
-"""The ``train`` stage of the Vertex pipeline (``dvc-step2.yaml``): plan the job, run it on Vertex
-AI (or ``vertex-local``), record it in Sacred like the local stage, write the same outputs.
+"""The Vertex AI training backend: plan the CustomJob, run it on Vertex AI (or ``vertex-local``,
+the same job contract on this machine), and hand back the model folder the job wrote.
 
 :func:`plan_job` builds the CustomJob spec (and stages the prepared data where the job can read
-it); :func:`run_stage` runs it inside a Sacred experiment with the same config, info fields and
-metrics as :func:`vertex_edge.trainer.run_tracked_training`, plus ``vertex_job``. The outputs are
-written by :func:`vertex_edge.trainer.write_outputs` from the model the job trained, so
-``models/fashion-mnist``, ``metrics/train.json`` and ``reports/train_history.csv`` have exactly
-the local stage's form; ``vertex_job.json`` records the job (name, spec, output URI).
+it). :class:`VertexBackend` is a :class:`~vertex_edge.training.run.TrainingBackend`: the ONE
+tracked run (:func:`vertex_edge.training.run.run_training`) records it in Sacred exactly like a
+local training. The model is exported once, inside the job; here its folder is downloaded and
+every file is verified against the sha256 in its card (never exported again), and
+``vertex_job.json`` records the job (name, spec, output URI, links).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import platform
+import os
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +23,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from vertex_edge.artifact import ModelArtifact
 from vertex_edge.config import EdgeConfig
+from vertex_edge.data.prepare import PreparedMeta, load_meta
 from vertex_edge.errors import DataError, UsageError
 from vertex_edge.fsutil import atomic_write_json, file_digest
-from vertex_edge.tracking import TrackingTarget
-from vertex_edge.trainer import TrainOutputs
+from vertex_edge.gcp.clients import GcpClients
+from vertex_edge.gcp.files import Files, is_gcs, join, split_gcs
+from vertex_edge.gitinfo import git_info
+from vertex_edge.layout import LocalLayout
+from vertex_edge.params import TrainParams, load_params
+from vertex_edge.tracking import MONGO_ENV
+from vertex_edge.training.run import EpochSink, Trained
 from vertex_edge.vertex.job import (
     DATA_FILES,
     STAGING_PREFIX,
@@ -34,27 +43,27 @@ from vertex_edge.vertex.job import (
     build_job_spec,
     display_name,
     job_output_uri,
-    require_gcp,
     trainer_image,
 )
-from vertex_edge.vertex.submit import Echo, JobBackend, JobOutcome, run_job
-from vertex_edge.vertex.uris import Files, is_gcs, join, split_gcs
+from vertex_edge.vertex.local_jobs import LocalJobs
+from vertex_edge.vertex.submit import Echo, JobBackend, JobOutcome, VertexJobs, artifact_registry_check, run_job
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("vertex", "vertex-local")
 DATA_SOURCES = ("staging", "dvc")
-LOCAL_JOBS = "vertex-local/jobs"  # under the storage root
 PENDING_DIGEST = "<md5 of data/prepared, computed when submitting>"
 
 
 @dataclass
-class StageOptions:
+class VertexOptions:
+    """What one Vertex training needs to know besides the params (``edge.py train`` and the
+    ``train`` stage of dvc-step2.yaml build it from their flags)."""
+
     repo: Path
     config: EdgeConfig
     data_dir: Path
     params_path: Path
-    outputs: TrainOutputs
     job_record: Path
     backend: Literal["vertex", "vertex-local"] = "vertex"
     data_source: Literal["staging", "dvc"] = "staging"
@@ -72,9 +81,7 @@ class StageOptions:
             raise UsageError(f"--replicas {self.replicas}: expected at least 1")
 
     def local_jobs_root(self) -> Path:
-        from vertex_edge.layout import LocalLayout
-
-        return LocalLayout.from_config(self.config, self.repo).root / LOCAL_JOBS
+        return LocalLayout.from_config(self.config, self.repo).vertex_local_jobs
 
 
 # --- the prepared data where the job can read it ----------------------------------------
@@ -136,23 +143,20 @@ def dvc_data_files(repo: Path, data_dir: Path, files: Files | None) -> dict[str,
 
 
 def plan_job(
-    opts: StageOptions, *, files: Files | None, upload: bool, now: datetime | None = None
+    opts: VertexOptions, *, files: Files | None, upload: bool, now: datetime | None = None
 ) -> tuple[JobSpec, TrainerInputs]:
     """The job for the current params, data and commit. With ``upload`` the prepared data is
     staged; without it (``--dry-run``) nothing is read from or written to the cloud."""
-    from vertex_edge.gitinfo import git_info
-    from vertex_edge.params import load_params
-
     config = opts.config
     params = load_params(opts.params_path).train
     git = git_info(opts.repo)
     meta = _meta_or_none(opts.data_dir)
-    name = display_name(config.model.name, git["commit"], now)
+    name = display_name(config.model.name, git.commit, now)
     data_files: dict[str, str] = {}
     if opts.backend == "vertex":
-        gcp = require_gcp(config)
+        gcp = config.require_gcp()
         bucket_uri = f"gs://{gcp.bucket_name}"
-        image = trainer_image(config, git["commit"])
+        image = trainer_image(config, git.commit)
         output_uri = job_output_uri(gcp.bucket_name, name)
         project, location = gcp.project, gcp.region
         data_uri = ""
@@ -177,8 +181,8 @@ def plan_job(
             data_uri = str(opts.data_dir.resolve())
     inputs = TrainerInputs(
         params=params, model_name=config.model.name, data_uri=data_uri,
-        data_version=str((meta or {}).get("data_version") or "unknown"),
-        git_commit=git["commit"], git_dirty=bool(git["dirty"]), data_files=data_files,
+        data_version=meta.data_version if meta else "unknown",
+        git_commit=git.commit, git_dirty=git.dirty, data_files=data_files,
     )  # fmt: skip
     spec = build_job_spec(
         config, inputs, output_uri=output_uri, name=name, image=image, project=project, location=location,
@@ -187,143 +191,67 @@ def plan_job(
     return spec, inputs
 
 
-def _meta_or_none(data_dir: Path) -> dict[str, Any] | None:
-    from vertex_edge.trainer import load_meta
-
+def _meta_or_none(data_dir: Path) -> PreparedMeta | None:
     try:
         return load_meta(data_dir)
     except DataError:
         return None
 
 
-# --- the tracked run ---------------------------------------------------------------------
+# --- the backend --------------------------------------------------------------------------
 
 
-def run_stage(
-    opts: StageOptions,
-    *,
-    backend: JobBackend,
-    files: Files,
-    tracking: TrackingTarget,
-    echo: Echo,
-    confirm_cancel: Callable[[str], bool],
-    mongo_client: Any = None,
-) -> dict[str, Any]:
-    """Run the job as a Sacred experiment and write the local stage's outputs; return the card."""
-    from vertex_edge.data.prepare import load_npz
-    from vertex_edge.gitinfo import git_info
-    from vertex_edge.params import load_params
-    from vertex_edge.trainer import load_meta, new_experiment, run_experiment
+@dataclass
+class VertexBackend:
+    """Runs the job (or attaches to one), then hands its verified model folder to the tracked run."""
 
-    params = load_params(opts.params_path).train
-    meta = load_meta(opts.data_dir)
-    test_split = load_npz(opts.data_dir / "test.npz")
-    spec = None
-    if not opts.attach:
-        spec, inputs = plan_job(opts, files=files, upload=True)
-        if inputs.git_dirty and opts.backend == "vertex" and not opts.config.vertex.training.image:
-            echo(
-                f"warning: the working tree has uncommitted changes; the job runs the trainer image of commit "
-                f"{(inputs.git_commit or '')[:8]}, without them"
-            )
-    ex = new_experiment(opts.config.model.name, params, tracking, mongo_client=mongo_client, echo=echo)
-    local_git = git_info(opts.repo)
-    card_box: dict[str, Any] = {}
+    opts: VertexOptions
+    jobs: JobBackend
+    files: Files
+    echo: Echo
+    confirm_cancel: Callable[[str], bool]
 
-    @ex.main
-    def _run_main(_run: Any) -> float:
-        run_id = None if _run._id is None else str(_run._id)
-        job_name = opts.attach or (spec.display_name if spec else "")
-        _run.info.update(
-            {
-                "data_version": meta["data_version"],
-                "git": local_git,
-                "host": platform.node(),
-                "vertex_job": {"backend": backend.kind, "name": job_name},
-            }
-        )
+    @property
+    def kind(self) -> str:
+        return self.jobs.kind
+
+    def start_info(self) -> dict[str, Any]:
+        return {"vertex_job": {"backend": self.jobs.kind, "name": self.opts.attach or ""}}
+
+    def train(
+        self, *, params: TrainParams, meta: PreparedMeta, folder: Path, on_epoch: EpochSink, run_id: str | None
+    ) -> Trained:
+        spec = None
+        if not self.opts.attach:
+            spec, inputs = plan_job(self.opts, files=self.files, upload=True)
+            if inputs.git_dirty and self.opts.backend == "vertex" and not self.opts.config.vertex.training.image:
+                self.echo(
+                    f"warning: the working tree has uncommitted changes; the job runs the trainer image of commit "
+                    f"{(inputs.git_commit or '')[:8]}, without them"
+                )
         with tempfile.TemporaryDirectory(prefix="edge-vertex-") as tmp:
             outcome = run_job(
-                backend, spec, files=files, download_to=Path(tmp), echo=echo, confirm_cancel=confirm_cancel,
-                attach=opts.attach, poll_s=opts.poll_s,
+                self.jobs, spec, files=self.files, download_to=Path(tmp), echo=self.echo,
+                confirm_cancel=self.confirm_cancel, attach=self.opts.attach, poll_s=self.opts.poll_s,
             )  # fmt: skip
-            _run.info["vertex_job"] = job_info(outcome)
-            card = _write_from_job(outcome, opts, meta, params, run_id, test_split.images[:256], echo, _run)
-        record = job_record(outcome, card, run_id)
-        atomic_write_json(opts.job_record, record)
-        echo(f"job record: {opts.job_record}")
-        card_box.update(card)
-        return float(card["metrics"]["test_accuracy"])
-
-    run_experiment(ex, tracking, echo)
-    return card_box
+            artifact = adopt_job_model(outcome.local_dir / "model", folder, job=job_info(outcome))
+        history = [dict(r) for r in outcome.summary.get("history") or []]
+        for row in history:  # a vertex-local job printed its epochs here already
+            on_epoch(int(row["epoch"]), row, None, show=outcome.backend != "vertex-local")
+        atomic_write_json(self.opts.job_record, job_record(outcome, artifact, run_id))
+        self.echo(f"job record: {self.opts.job_record}")
+        return Trained(artifact, history, info={"vertex_job": job_info(outcome)})
 
 
-def _write_from_job(
-    outcome: JobOutcome,
-    opts: StageOptions,
-    meta: dict[str, Any],
-    params: Any,
-    run_id: str | None,
-    sample: Any,
-    echo: Echo,
-    sacred_run: Any,
-) -> dict[str, Any]:
-    """Log the job's epochs to Sacred, then write the outputs from the model it trained."""
-    import json
-
-    import keras
-
-    from vertex_edge.trainer import write_outputs
-    from vertex_edge.training import TrainResult
-
-    summary = outcome.summary
-    history = [dict(r) for r in summary.get("history") or []]
-    for row in history:
-        epoch = int(row["epoch"])
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            if key in row:
-                sacred_run.log_scalar(key, row[key], epoch)
-        if outcome.backend != "vertex-local":  # a local job already printed its epochs here
-            shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in row)
-            echo(f"epoch {epoch}/{params.epochs}  {shown}")
-    try:
-        remote_card = json.loads((outcome.local_dir / "model" / "model_card.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        remote_card = {}
-    model = keras.models.load_model(outcome.local_dir / "model" / "model.keras")
-    model(sample[:1].astype("float32"))  # a loaded model must be called once before an ONNX export
-    result = TrainResult(
-        model=model,
-        history=history,
-        test_loss=float(summary["test_loss"]),
-        test_accuracy=float(summary["test_accuracy"]),
-        epochs_run=int(summary.get("epochs_run", len(history))),
-        best_epoch=int(summary.get("best_epoch", len(history))),
-        seconds=float(summary.get("train_seconds", 0.0)),
-        train_count=int(summary.get("train_images", 0)),
-        val_count=int(summary.get("val_images", 0)),
-    )
-    echo(
-        f"test accuracy {result.test_accuracy:.4f}, loss {result.test_loss:.4f} "
-        f"({result.epochs_run} epochs, best {result.best_epoch}, {result.seconds:.0f}s on {outcome.backend})"
-    )
-    trained_meta = {**meta, "data_version": remote_card.get("data_version") or meta["data_version"]}
-    git = remote_card.get("git") or sacred_run.info.get("git")
-    card = write_outputs(
-        result, opts.outputs, meta=trained_meta, params=params, model_name=opts.config.model.name, git=git,
-        run_id=run_id, sample=sample,
-        extra_card={"vertex_job": job_info(outcome), "training": remote_card.get("training") or {}},
-    )  # fmt: skip
-    sacred_run.info["test_metrics"] = {"accuracy": result.test_accuracy, "loss": result.test_loss}
-    sacred_run.info["model"] = {
-        "path": str(opts.outputs.model_dir / "model.onnx"),
-        "sha256": card["artifacts"]["model.onnx"]["sha256"],
-        "version": card["version"],
-        "epochs_run": result.epochs_run,
-    }
-    sacred_run.log_scalar("test_accuracy", result.test_accuracy)
-    return card
+def adopt_job_model(downloaded: Path, folder: Path, *, job: dict[str, Any]) -> ModelArtifact:
+    """Move the job's model folder into ``folder``, verify every file against its card's sha256
+    (the export happened once, in the job), and record the job in the card."""
+    for path in downloaded.iterdir():
+        shutil.move(str(path), folder / path.name)
+    artifact = ModelArtifact.read(folder, source=f"the job's model folder ({job.get('output_uri')})")
+    artifact.verify()
+    card = artifact.card.with_updates(training={**artifact.card.training, "vertex_job": job})
+    return artifact.write_card(card)
 
 
 def job_info(outcome: JobOutcome) -> dict[str, Any]:
@@ -337,7 +265,7 @@ def job_info(outcome: JobOutcome) -> dict[str, Any]:
     }
 
 
-def job_record(outcome: JobOutcome, card: dict[str, Any], run_id: str | None) -> dict[str, Any]:
+def job_record(outcome: JobOutcome, artifact: ModelArtifact, run_id: str | None) -> dict[str, Any]:
     """``vertex_job.json``: the job's resource name, spec, output URI, links and result."""
     summary = outcome.summary
     return {
@@ -353,8 +281,42 @@ def job_record(outcome: JobOutcome, card: dict[str, Any], run_id: str | None) ->
             k: summary.get(k)
             for k in ("replicas", "strategy", "gpus", "resumed_from_epoch", "train_seconds", "epochs_run")
         },
-        "model_version": card["version"],
-        "test_accuracy": card["metrics"]["test_accuracy"],
+        "model_version": artifact.version,
+        "model_sha256": artifact.card.onnx_sha256,
+        "test_accuracy": artifact.test_accuracy,
         "sacred_run_id": run_id,
         "spec": outcome.spec.to_json(),
     }
+
+
+def make_vertex_backend(opts: VertexOptions, *, echo: Echo, confirm_cancel: Callable[[str], bool]) -> VertexBackend:
+    """The Vertex backend with real clients (Vertex AI on Application Default Credentials), or the
+    ``vertex-local`` one (the trainer as a subprocess here), built at the edge."""
+    if opts.backend == "vertex-local":
+        # the trainer gets Vertex AI's contract, not this process's secrets (a MongoDB URL with its password)
+        env = {k: v for k, v in os.environ.items() if k != MONGO_ENV}
+        jobs: JobBackend = LocalJobs(jobs_root=opts.local_jobs_root(), cwd=opts.repo, env=env)
+        return VertexBackend(opts, jobs, Files(), echo, confirm_cancel)
+    from google.cloud import aiplatform  # deferred: the SDK takes seconds to import
+
+    gcp = opts.config.require_gcp()
+    clients = GcpClients.connect(gcp.project, gcp.region)
+    jobs = VertexJobs(
+        aiplatform, project=gcp.project, location=gcp.region, credentials=clients.credentials,
+        image_check=artifact_registry_check(clients.artifact_registry),
+    )  # fmt: skip
+    return VertexBackend(opts, jobs, Files(clients.storage), echo, confirm_cancel)
+
+
+def cancel_policy(policy: str) -> Callable[[str], bool]:
+    """What Ctrl-C during a job does: ``cancel``, ``keep``, or ``ask`` (on a terminal; cancel off one)."""
+
+    def ask(name: str) -> bool:
+        if policy in ("cancel", "keep"):
+            return policy == "cancel"
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            return True  # nobody to ask (CI stopped): do not leave a paid job running
+        answer = input(f"\nCancel the training job {name}? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    return ask

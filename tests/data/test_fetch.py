@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.synthetic import make_dataset
+from vertex_edge.data.fetch import seed_files, verify
 from vertex_edge.data.manifest import load_manifest
-from vertex_edge.data.seed import seed_files, verify
 from vertex_edge.errors import ChecksumError, DataError, DownloadError
 
 

@@ -6,15 +6,25 @@ Reads ``edge.yaml`` and picks the deployer by its ``target``. Exit codes as for 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
-from vertex_edge.cli import new_app
+from vertex_edge.cli.app import new_app, run_command
 from vertex_edge.cli.context import AppContext
-from vertex_edge.deploy import DEFAULT_METRICS, DEFAULT_MODEL_DIR, DEFAULT_PARAMS, DeployResult
+from vertex_edge.cli.ui import confirm
+from vertex_edge.deploy.candidate import (
+    DEFAULT_METRICS,
+    DEFAULT_MODEL_DIR,
+    DEFAULT_PARAMS,
+    DeployResult,
+    load_candidate,
+)
+from vertex_edge.deploy.wiring import get_deployer
 from vertex_edge.errors import UsageError
 
 app = new_app("deploy-vertex.py")
@@ -66,10 +76,6 @@ def deploy(
     'python edge.py serve' serves the deployed version; a running server picks up a new
     deployment by itself. --rollback returns to the previous version; --dry-run changes nothing.
     """
-    import logging
-
-    from vertex_edge.deploy import get_deployer, load_candidate
-
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -81,8 +87,6 @@ def deploy(
     deployer = get_deployer(app_ctx.config(), app_ctx.repo)
     configure = getattr(deployer, "configure", None)  # the gcp target: canary share, confirmation, progress
     if callable(configure):
-        from vertex_edge.cli.ui import confirm
-
         configure(traffic=traffic, confirm=lambda q: confirm(app_ctx, q, yes=yes), echo=app_ctx.console.print)
     elif traffic is not None:
         raise UsageError(f"--traffic applies to the gcp target; target '{deployer.target}' sends all traffic")
@@ -106,8 +110,6 @@ def _in_repo(repo: Path, path: Path) -> Path:
 
 
 def _print_result(app_ctx: AppContext, target: str, result: DeployResult) -> None:
-    from rich.markup import escape
-
     console = app_ctx.console
     if result.dry_run:
         console.print(f"[bold]Plan for target '{target}'[/] (dry run)")
@@ -126,6 +128,4 @@ def _print_result(app_ctx: AppContext, target: str, result: DeployResult) -> Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deploy-vertex.py``; return the exit code (errors printed without a traceback)."""
-    from vertex_edge.cli import run_command
-
     return run_command(typer.main.get_command(app), argv, prog_name="deploy-vertex.py")

@@ -11,7 +11,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, dict[str, float], float], None]  # (epoch 1-based, logs, seconds)
-ONNX_TOLERANCE = 1e-4
 # Keras runs this many batches per call into the backend. Results are identical to 1; on a
 # 2-core CPU it halves the epoch time by taking the per-batch Python overhead off the critical path.
 STEPS_PER_EXECUTION = 32
@@ -83,7 +81,7 @@ def train(
     """
     import keras
 
-    from vertex_edge.model import build_model, predict
+    from vertex_edge.training.network import build_model, predict
 
     keras.utils.set_random_seed(params.seed)
     train_part, val_part = split_train_val(train_split, params)
@@ -163,27 +161,3 @@ def train(
         train_count=len(train_part.labels),
         val_count=0 if val_part is None else len(val_part.labels),
     )
-
-
-def export_onnx(model: keras.Model, path: Path, sample: np.ndarray) -> float:
-    """Export ``model`` to ONNX at ``path`` and check it against Keras on ``sample``.
-
-    Returns the largest absolute difference; raises if it exceeds :data:`ONNX_TOLERANCE`.
-    """
-    import warnings
-
-    import onnxruntime as ort
-
-    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes np.object
-        model.export(str(path), format="onnx", verbose=False)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    batch = sample.astype(np.float32)
-    onnx_out = session.run(None, {name: batch})[0]
-    keras_out = np.asarray(model.predict(batch, verbose=0))
-    diff = float(np.max(np.abs(onnx_out - keras_out)))
-    if not diff <= ONNX_TOLERANCE:
-        raise EdgeError(f"the ONNX export differs from the Keras model by {diff:.2e} (tolerance {ONNX_TOLERANCE:g})")
-    return diff

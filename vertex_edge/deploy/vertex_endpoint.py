@@ -25,56 +25,25 @@ The ``aiplatform`` SDK is injected (module or fake), so tests assert every call 
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vertex_edge.deploy import Candidate, DeployResult
-from vertex_edge.errors import CloudError, NotProvisionedError, RegistryError, UsageError
+from vertex_edge.artifact import CARD_FILE, MODEL_FILES, ModelCard
+from vertex_edge.deploy.candidate import Candidate, DeployResult
+from vertex_edge.deploy.traffic import Deployed, EndpointView, new_split, version_alias
+from vertex_edge.errors import CloudError, RegistryError, UsageError
 from vertex_edge.gcp.errors import google_call, is_not_found, translate
-from vertex_edge.vertex.job import gcp_label
+from vertex_edge.gcp.labels import gcp_label
 
 log = logging.getLogger(__name__)
 
 PREDICT_ROUTE = "/predict"
 HEALTH_ROUTE = "/health"
 PORT = 8080
-ARTIFACTS = ("model.onnx", "model_card.json", "model.keras")
-PREDICTION_IMAGE = "prediction"
-
-
-@dataclass(frozen=True)
-class Deployed:
-    """One model deployed on the endpoint."""
-
-    id: str
-    model: str  # registry model resource name (no version)
-    version: str
-    display_name: str = ""
-
-    @property
-    def order(self) -> tuple[int, str]:
-        return (int(self.version) if self.version.isdigit() else 0, self.id)
-
-
-@dataclass
-class EndpointView:
-    deployed: list[Deployed]
-    traffic: dict[str, int]
-
-    def share(self, deployed_id: str) -> int:
-        return int(self.traffic.get(deployed_id, 0))
-
-    def newest_live(self) -> Deployed | None:
-        """The newest deployment that gets traffic (during a canary: the canary)."""
-        live = [d for d in self.deployed if self.share(d.id) > 0]
-        return max(live, key=lambda d: d.order) if live else None
-
-    def describe(self) -> str:
-        if not self.deployed:
-            return "nothing deployed"
-        return ", ".join(f"version {d.version} ({d.id}): {self.share(d.id)}%" for d in sorted(self.deployed, key=lambda d: d.order))
+ARTIFACTS = (*MODEL_FILES, CARD_FILE)
 
 
 @dataclass
@@ -96,49 +65,6 @@ class VertexDeployer:
     echo: Callable[[str], None] = field(default=lambda line: None)
     image_check: Callable[[str], None] | None = None  # raises when the prediction image is missing
     target: str = "gcp"
-
-    # ---------------------------------------------------------------- construction
-
-    @classmethod
-    def from_config(cls, config: Any, repo: Path) -> VertexDeployer:
-        """Real clients on Application Default Credentials; the endpoint from the gcp state."""
-        from google.cloud import aiplatform
-
-        from vertex_edge.gcp.clients import GcpClients
-        from vertex_edge.gcp.names import GcpNames
-        from vertex_edge.gcp.object_store import state_store
-        from vertex_edge.gitinfo import git_info
-        from vertex_edge.vertex.job import require_gcp
-        from vertex_edge.vertex.submit import artifact_registry_check
-        from vertex_edge.vertex.uris import Files
-
-        gcp = require_gcp(config)
-        names = GcpNames.from_config(config)
-        clients = GcpClients.connect(gcp.project, gcp.region)
-        state, _ = state_store(clients, names).load()
-        endpoint = state.resources.get("endpoint") if state is not None else None
-        if endpoint is None or not endpoint.location:
-            raise NotProvisionedError(
-                f"the gcp state ({names.state_url}) records no Vertex AI endpoint",
-                hint="run 'python edge.py setup --target gcp'",
-            )
-        serving = config.vertex.serving
-        image = serving.image
-        if not image:
-            commit = git_info(repo)["commit"]
-            if not commit:
-                raise UsageError(
-                    "cannot name the prediction image: this is not a git checkout with a commit",
-                    hint="set vertex.serving.image in edge.yaml",
-                )
-            image = f"{names.docker_registry}/{PREDICTION_IMAGE}:{commit}"
-        files = Files(clients.storage)
-        return cls(
-            aip=aiplatform, upload_dir=files.upload_tree, project=gcp.project, location=gcp.region,
-            bucket=names.bucket, endpoint_name=endpoint.location, model_name=config.model.name, serving_image=image,
-            machine_type=serving.machine_type, min_replicas=serving.min_replicas, max_replicas=serving.max_replicas,
-            credentials=clients.credentials, image_check=artifact_registry_check(clients.artifact_registry),
-        )  # fmt: skip
 
     def configure(
         self,
@@ -193,10 +119,7 @@ class VertexDeployer:
     # ---------------------------------------------------------------- deploy
 
     def deploy(self, candidate: Candidate, *, force: bool, dry_run: bool) -> DeployResult:
-        from vertex_edge.deploy.local import verify_artifacts
-
         candidate.check_gate(force=force)
-        verify_artifacts(candidate)
         result = DeployResult(dry_run=dry_run, notes=list(candidate.notes))
         if not candidate.passed:
             result.notes.append(f"--force: deploying although {candidate.gate_text()}")
@@ -208,27 +131,27 @@ class VertexDeployer:
         view = self._view(endpoint)
         if dry_run:
             if existing is not None:
-                result.actions.append(f"reuse registry version {existing.version_id}: it holds model {card['version']}")
+                result.actions.append(f"reuse registry version {existing.version_id}: it holds model {card.version}")
             else:
                 parent_text = f"a new version of {parent.resource_name}" if parent is not None else "its first version"
                 result.actions.append(
                     f"upload {candidate.model_dir} to {self.artifact_uri(card)} and register it as {parent_text} "
-                    f"of '{self.model_name}' (model {card['version']}, {candidate.gate_text()}; image {self.serving_image})"
+                    f"of '{self.model_name}' (model {card.version}, {candidate.gate_text()}; image {self.serving_image})"
                 )
             self._plan_switch(result, view, None if existing is None else str(existing.version_id))
             return result
         self.confirm(
-            f"Deploy model {card['version']} ({candidate.gate_text()}) to {self.endpoint_name} "
+            f"Deploy model {card.version} ({candidate.gate_text()}) to {self.endpoint_name} "
             f"with {self.traffic}% of the traffic?"
         )
         if existing is not None:
             model = existing
-            result.actions.append(f"registry version {model.version_id} already holds model {card['version']}: not uploaded again")
+            result.actions.append(f"registry version {model.version_id} already holds model {card.version}: not uploaded again")
         else:
             model = self._upload(candidate, parent, force=force)
             result.changed = True
             result.actions.append(
-                f"registered model {card['version']} as version {model.version_id} of {model.resource_name} "
+                f"registered model {card.version} as version {model.version_id} of {model.resource_name} "
                 f"({candidate.gate_text()})"
             )
         self._switch(result, endpoint, view, model)
@@ -291,12 +214,10 @@ class VertexDeployer:
 
     # ---------------------------------------------------------------- steps
 
-    def artifact_uri(self, card: dict[str, Any]) -> str:
-        return f"gs://{self.bucket}/models/{self.model_name}/{card['version']}"
+    def artifact_uri(self, card: ModelCard) -> str:
+        return f"gs://{self.bucket}/models/{self.model_name}/{card.version}"
 
     def _upload(self, candidate: Candidate, parent: Any | None, *, force: bool) -> Any:
-        import tempfile
-
         if self.image_check is not None:
             self.image_check(self.serving_image)
         card = candidate.card
@@ -308,13 +229,12 @@ class VertexDeployer:
                     (folder / name).write_bytes((candidate.model_dir / name).read_bytes())
             self.echo(f"uploading {candidate.model_dir} to {uri}")
             self.upload_dir(folder, uri)
-        git = card.get("git") or {}
         labels = {
             "managed-by": "vertex-edge",
-            "git_commit": gcp_label(git.get("commit") or "none"),
-            "git_dirty": "true" if git.get("dirty") else "false",
-            "data_version": gcp_label(card.get("data_version") or "unknown"),
-            "sacred_run_id": gcp_label(card.get("sacred_run_id") or "none"),
+            "git_commit": gcp_label(card.git.commit or "none"),
+            "git_dirty": "true" if card.git.dirty else "false",
+            "data_version": gcp_label(card.data_version or "unknown"),
+            "sacred_run_id": gcp_label(card.sacred_run_id or "none"),
             "test_accuracy": gcp_label(f"{candidate.accuracy:.4f}"),
             "quality_gate": "forced" if (force and not candidate.passed) else "passed",
         }
@@ -325,7 +245,7 @@ class VertexDeployer:
                 parent_model=parent.resource_name if parent is not None else None,
                 is_default_version=True,
                 version_aliases=[version_alias(card)],
-                version_description=f"model {card['version']}: {candidate.gate_text()}",
+                version_description=f"model {card.version}: {candidate.gate_text()}",
                 artifact_uri=uri,
                 serving_container_image_uri=self.serving_image,
                 serving_container_predict_route=PREDICT_ROUTE,
@@ -342,20 +262,6 @@ class VertexDeployer:
         version = str(model.version_id)
         matches = [d for d in view.deployed if d.model == base and d.version == version]
         return max(matches, key=lambda d: view.share(d.id)) if matches else None
-
-    def _new_split(self, view: EndpointView, new_id: str) -> dict[str, int]:
-        """``traffic`` % to ``new_id``; the rest stays with the others in their current proportions."""
-        if self.traffic >= 100:
-            return {new_id: 100}
-        others = {d.id: view.share(d.id) for d in view.deployed if d.id != new_id and view.share(d.id) > 0}
-        rest = 100 - self.traffic
-        total = sum(others.values())
-        if not others or total == 0:
-            raise UsageError(f"--traffic {self.traffic}: the endpoint serves nothing else to keep {rest}% of the traffic")
-        split = {k: rest * v // total for k, v in others.items()}
-        first = max(others, key=lambda k: others[k])
-        split[first] += rest - sum(split.values())
-        return {new_id: self.traffic, **split}
 
     def _plan_switch(self, result: DeployResult, view: EndpointView, version: str | None) -> None:
         shown = version or "(new)"
@@ -421,7 +327,7 @@ class VertexDeployer:
                 return
             result.actions.append(f"deployed version {version} alongside ({deployed.id}) with 0% traffic")
             view = after
-        split = self._new_split(view, deployed.id)
+        split = new_split(view, deployed.id, self.traffic)
         try:
             google_call("cannot set the traffic split", lambda: endpoint.update(traffic_split=split))
         except CloudError as exc:
@@ -484,10 +390,3 @@ class VertexDeployer:
             f"-H 'Content-Type: application/json' -d '{{\"instances\": [<28x28 pixel rows>]}}' {url}",
             "python edge.py webapp      # the web app in front of this endpoint (gcp target)",
         ]
-
-
-def version_alias(card: dict[str, Any]) -> str:
-    """The registry alias naming one trained model: ``v`` + its card version (unique per artifact)."""
-    import re
-
-    return "v" + re.sub(r"[^a-zA-Z0-9-]", "-", str(card["version"]))[:126]

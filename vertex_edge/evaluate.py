@@ -1,18 +1,23 @@
-"""Evaluate the served artifact (``model.onnx`` with ONNX Runtime) and apply the quality gate."""
+"""Evaluate the served artifact (``model.onnx`` with ONNX Runtime) on the test set and record the
+quality gate's verdict (:mod:`vertex_edge.gate`) with the figures.
+
+ONNX Runtime and matplotlib are imported inside the functions that use them: each takes about a
+second to import, which the CLI must not pay.
+"""
 
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from vertex_edge.artifact import ONNX_FILE, ModelArtifact
 from vertex_edge.data.prepare import load_npz
-from vertex_edge.errors import DataError, QualityGateError
+from vertex_edge.errors import DataError
 from vertex_edge.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+from vertex_edge.gate import GateVerdict, judge
 
 
 @dataclass
@@ -37,7 +42,7 @@ class Evaluation:
 
 
 def predict_onnx(model_path: Path, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: see the module docstring
 
     try:
         session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
@@ -52,13 +57,12 @@ def predict_onnx(model_path: Path, images: np.ndarray, batch_size: int = 1024) -
 
 
 def evaluate_model(model_dir: Path, data_dir: Path) -> Evaluation:
-    try:
-        card = json.loads((model_dir / "model_card.json").read_text())
-    except FileNotFoundError:
-        raise DataError(f"{model_dir / 'model_card.json'} not found", hint="run the train stage first") from None
-    labels = list(card["labels"])
+    """Score the folder's ``model.onnx`` (checked against its card's sha256) on the test set."""
+    artifact = ModelArtifact.read(model_dir)
+    artifact.verify([ONNX_FILE])
+    labels = list(artifact.labels)
     test = load_npz(data_dir / "test.npz")
-    probs = predict_onnx(model_dir / "model.onnx", test.images)
+    probs = predict_onnx(artifact.onnx_path, test.images)
     predicted = probs.argmax(axis=1)
     actual = test.labels.astype(np.int64)
     k = len(labels)
@@ -69,7 +73,7 @@ def evaluate_model(model_dir: Path, data_dir: Path) -> Evaluation:
 
 
 def render_confusion_png(ev: Evaluation) -> bytes:
-    import matplotlib
+    import matplotlib  # deferred: see the module docstring
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -97,13 +101,15 @@ def render_confusion_png(ev: Evaluation) -> bytes:
 
 def write_reports(
     ev: Evaluation, *, metrics: Path, confusion_csv: Path, confusion_png: Path, min_accuracy: float
-) -> dict[str, Any]:
+) -> GateVerdict:
+    """Write the metrics (with the gate's verdict), the confusion pairs and its picture; return the verdict."""
+    verdict = judge(ev.accuracy, min_accuracy)
     data = {
         "accuracy": round(ev.accuracy, 6),
         "log_loss": round(ev.log_loss, 6),
         "count": int(len(ev.actual)),
         "min_accuracy": min_accuracy,
-        "passed": bool(ev.accuracy >= min_accuracy),
+        "passed": verdict.passed,
         "per_class": ev.per_class(),
     }
     atomic_write_json(metrics, data)
@@ -112,12 +118,4 @@ def write_reports(
     ]
     atomic_write_text(confusion_csv, "\n".join(rows) + "\n")
     atomic_write_bytes(confusion_png, render_confusion_png(ev))
-    return data
-
-
-def quality_gate(accuracy: float, min_accuracy: float) -> None:
-    if accuracy < min_accuracy:
-        raise QualityGateError(
-            f"quality gate failed: test accuracy {accuracy:.4f} is below evaluate.min_accuracy {min_accuracy:.4f}",
-            hint="improve the model (params.yaml 'train') or, knowingly, lower evaluate.min_accuracy",
-        )
+    return verdict
