@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vertex_edge.artifact import CARD_FILE, MODEL_FILES, ONNX_FILE, SERVED_FILES, ModelArtifact, ModelCard
 from vertex_edge.errors import PreconditionFailedError, RegistryError
 from vertex_edge.fsutil import atomic_dir, atomic_write_json
 from vertex_edge.state import LockInfo, StateStore, utcnow
@@ -34,10 +35,6 @@ VERSIONS_DIR = "versions"
 ENDPOINT_KEY = "endpoint.json"
 LOCK_KEY = "registry.lock"
 METADATA_FILE = "metadata.json"
-CARD_FILE = "model_card.json"
-ONNX_FILE = "model.onnx"
-REQUIRED_FILES = (ONNX_FILE, CARD_FILE)
-OPTIONAL_FILES = ("model.keras",)
 _VERSION_RE = re.compile(r"^[1-9][0-9]{0,8}$")
 
 
@@ -93,11 +90,13 @@ class ModelVersion:
     metadata: dict[str, Any]
 
     @property
-    def card(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.path / CARD_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+    def artifact(self) -> ModelArtifact:
+        """The version's model folder (its card validated; :class:`DataError` if it is not readable)."""
+        return ModelArtifact.read(self.path, source=f"registry version {self.version}")
+
+    @property
+    def card(self) -> ModelCard:
+        return self.artifact.card
 
     @property
     def onnx_sha256(self) -> str | None:
@@ -161,7 +160,7 @@ class LocalRegistry:
         """Copy ``source``'s artifacts into the next version folder, with ``metadata``.
 
         Call it while holding :meth:`lock`. The folder appears whole or not at all."""
-        missing = [name for name in REQUIRED_FILES if not (source / name).is_file()]
+        missing = [name for name in SERVED_FILES if not (source / name).is_file()]
         if missing:
             raise RegistryError(f"{source} has no {', '.join(missing)}: nothing to register")
         version = self.next_version()
@@ -169,7 +168,7 @@ class LocalRegistry:
         if target.exists():
             raise RegistryError(f"{target} already exists; the registry is inconsistent")
         with atomic_dir(target) as tmp:
-            for name in (*REQUIRED_FILES, *OPTIONAL_FILES):
+            for name in (CARD_FILE, *MODEL_FILES):
                 if (source / name).is_file():
                     shutil.copy2(source / name, tmp / name)
             atomic_write_json(tmp / METADATA_FILE, {**metadata, "version": version})

@@ -33,7 +33,7 @@ def test_register_numbers_versions_and_copies_artifacts(registry: LocalRegistry,
     folder = versions[1].path
     assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "model.keras", "model.onnx", "model_card.json"]
     assert json.loads((folder / "metadata.json").read_text()) == {"model_version": "b", "version": "2"}
-    assert versions[1].card["version"] == "b"
+    assert versions[1].card.version == "b"
 
 
 def test_versions_sort_numerically_and_skip_partial_folders(registry: LocalRegistry, tmp_path: Path) -> None:

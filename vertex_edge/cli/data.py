@@ -8,7 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from vertex_edge import dvc
 from vertex_edge.cli.context import AppContext
+from vertex_edge.data.fetch import needs_tracking, seed_files
+from vertex_edge.data.manifest import DEFAULT_MANIFEST, load_manifest
+from vertex_edge.errors import NotProvisionedError
 
 data_app = typer.Typer(help="Dataset commands.", no_args_is_help=True)
 
@@ -41,11 +45,6 @@ def seed(
     """Fetch the four Fashion-MNIST files from the official hosts (or --mirror / EDGE_DATA_MIRROR),
     verify each checksum, track them with DVC and push them to the DVC remote. Re-running is a no-op."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-    from vertex_edge import dvc
-    from vertex_edge.data.fetch import needs_tracking, seed_files
-    from vertex_edge.data.manifest import DEFAULT_MANIFEST, load_manifest
-    from vertex_edge.errors import NotProvisionedError
 
     app_ctx: AppContext = ctx.obj
     repo = app_ctx.repo

@@ -10,8 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
+from vertex_edge.cli import setup_gcp
 from vertex_edge.cli.context import AppContext
 from vertex_edge.errors import UsageError
+from vertex_edge.gcp.sacred import tracking_environment
+from vertex_edge.layout import LocalLayout
+from vertex_edge.tracking import FileExperimentStore, MongoExperimentStore, connect_mongo, resolve_tracking, summarize
 
 exp_app = typer.Typer(help="Experiment tracking (Sacred runs).", no_args_is_help=True)
 
@@ -21,8 +25,6 @@ def register(app: typer.Typer) -> None:
 
 
 def tracking_target(app_ctx: AppContext, env: Mapping[str, str], *, offline: bool = False):  # noqa: ANN201
-    from vertex_edge.layout import LocalLayout
-    from vertex_edge.tracking import resolve_tracking
 
     config = app_ctx.config()
     layout = LocalLayout.from_config(config, app_ctx.repo)
@@ -39,8 +41,6 @@ def tracking_target(app_ctx: AppContext, env: Mapping[str, str], *, offline: boo
 @contextlib.contextmanager
 def open_store(app_ctx: AppContext) -> Iterator[tuple[Any, Any]]:
     """The configured run store (on the gcp target through a port-forward held open meanwhile)."""
-    from vertex_edge.gcp.sacred import tracking_environment
-    from vertex_edge.tracking import FileExperimentStore, MongoExperimentStore, connect_mongo
 
     with tracking_environment(app_ctx.config(), os.environ) as env:
         target = tracking_target(app_ctx, env)
@@ -62,8 +62,6 @@ def list_runs(
 ) -> None:
     """A table of runs: id, status, start, git commit, data version, key params, test accuracy."""
     from rich.table import Table
-
-    from vertex_edge.tracking import summarize
 
     app_ctx: AppContext = ctx.obj
     with open_store(app_ctx) as (target, store):
@@ -114,8 +112,6 @@ def dashboard(ctx: typer.Context) -> None:
     app_ctx: AppContext = ctx.obj
     config = app_ctx.config()
     if config.target == "gcp":
-        from vertex_edge.cli import setup_gcp
-
         setup_gcp.dashboard(app_ctx, config)
         return
     target = tracking_target(app_ctx, os.environ)

@@ -11,6 +11,9 @@ import typer
 
 from vertex_edge.cli.context import AppContext
 from vertex_edge.errors import NotProvisionedError, UsageError
+from vertex_edge.layout import LocalLayout
+from vertex_edge.registry import LocalRegistry
+from vertex_edge.serving.settings import ServerSettings
 
 endpoint_app = typer.Typer(help="The local endpoint (versions, traffic, metadata).", no_args_is_help=True)
 
@@ -21,8 +24,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _registry(app_ctx: AppContext):  # noqa: ANN202 - LocalRegistry
-    from vertex_edge.layout import LocalLayout
-    from vertex_edge.registry import LocalRegistry
 
     config = app_ctx.config()
     if config.target != "local":
@@ -61,9 +62,6 @@ def serve(
     """
     from rich.markup import escape
 
-    from vertex_edge.serving.__main__ import serve as run_server
-    from vertex_edge.serving.settings import ServerSettings
-
     app_ctx: AppContext = ctx.obj
     registry = _registry(app_ctx)
     if version is not None:
@@ -91,7 +89,7 @@ def serve(
     console = app_ctx.console
     console.print(
         f"serving {escape(registry.model_name)} version {chosen.version} "
-        f"(model {escape(str(chosen.metadata.get('model_version') or chosen.card.get('version')))}) on {base}"
+        f"(model {escape(chosen.card.version)}) on {base}"
     )
     console.print(
         f"  predict: POST {base}{escape(settings.predict_route)}   health: GET {base}{escape(settings.health_route)}"
@@ -102,6 +100,9 @@ def serve(
         else "  not following the endpoint (--version/--no-follow): restart to serve another version"
     )
     console.print("  logs: one JSON line per request on stderr; Ctrl-C stops")
+    # deferred: the server imports FastAPI and uvicorn (about 0.5 s), which other edge.py commands would pay
+    from vertex_edge.serving.__main__ import serve as run_server
+
     code = run_server(settings)
     if code:
         raise typer.Exit(code)

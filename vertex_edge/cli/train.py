@@ -21,9 +21,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from vertex_edge.cli import setup_gcp
 from vertex_edge.cli.context import AppContext
+from vertex_edge.cli.ui import confirm
 from vertex_edge.config import EdgeConfig, parse_config
-from vertex_edge.errors import ConfigError, UsageError
+from vertex_edge.errors import ConfigError, NotProvisionedError, UsageError
+from vertex_edge.fsutil import atomic_write_bytes
+from vertex_edge.gitinfo import git_info
 from vertex_edge.training.stage import TrainStage, run_train_stage
 from vertex_edge.vertex.backend import cancel_policy, plan_job
 
@@ -144,8 +148,6 @@ def pipeline_use(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")] = False,
 ) -> None:
     """Make dvc.yaml a copy of the chosen pipeline (written atomically)."""
-    from vertex_edge.cli.ui import confirm
-    from vertex_edge.fsutil import atomic_write_bytes
 
     app_ctx: AppContext = ctx.obj
     if name not in PIPELINES:
@@ -213,7 +215,6 @@ def images(
     ] = False,
 ) -> None:
     """The Artifact Registry URIs of the trainer, prediction and web-app images (one per line)."""
-    from vertex_edge.gitinfo import git_info
 
     app_ctx: AppContext = ctx.obj
     config = app_ctx.config()
@@ -233,8 +234,6 @@ def images(
 
 def _webapp_values(app_ctx: AppContext, config: object, image: str) -> dict[str, object]:
     """helm/webapp values: the web-app image and the Vertex AI endpoint recorded in the state."""
-    from vertex_edge.cli import setup_gcp
-    from vertex_edge.errors import NotProvisionedError
 
     gcp = config.gcp  # type: ignore[attr-defined]
     state, _ = setup_gcp.state_store(app_ctx, config).load()  # type: ignore[arg-type]

@@ -8,9 +8,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from vertex_edge.cli import setup_gcp
 from vertex_edge.cli.context import AppContext
 from vertex_edge.config import EdgeConfig
 from vertex_edge.errors import UsageError
+from vertex_edge.webapp.logs import configure_logging
+from vertex_edge.webapp.settings import ENV_VARS, WebappSettings
 
 BACKENDS = ("http", "vertex")
 
@@ -65,7 +68,7 @@ def webapp(
     --endpoint-id, EDGE_ENDPOINT_ID or the gcp state). Other settings come from EDGE_WEBAPP_* variables
     (see services/webapp/README.md). Stop it with Ctrl-C.
     """
-    from vertex_edge.webapp.logs import configure_logging
+    # deferred: the web app imports FastAPI (about 0.5 s), which every other edge.py command would pay
     from vertex_edge.webapp.server import endpoint_listening, serve
 
     app_ctx: AppContext = ctx.obj
@@ -104,7 +107,6 @@ def build_settings(
 
     Returns a :class:`~vertex_edge.webapp.settings.WebappSettings`; raises ``ConfigError``/``UsageError``.
     """
-    from vertex_edge.webapp.settings import ENV_VARS, WebappSettings
 
     backend = flags.get("backend")
     if backend is not None and backend not in BACKENDS:
@@ -131,7 +133,6 @@ def build_settings(
 
 def _endpoint_from_state(app_ctx: AppContext, config: EdgeConfig) -> str | None:
     """The endpoint ``edge.py setup --target gcp`` recorded (its full resource name), if any."""
-    from vertex_edge.cli import setup_gcp
 
     state, _ = setup_gcp.state_store(app_ctx, config).load()
     resource = state.resources.get("endpoint") if state is not None else None

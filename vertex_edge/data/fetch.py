@@ -20,6 +20,7 @@ from typing import Protocol
 
 from vertex_edge.data.manifest import DataFile, DatasetManifest
 from vertex_edge.errors import ChecksumError, DataError, DownloadError
+from vertex_edge.fsutil import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,5 @@ def dvc_tracked_md5(dvc_file: Path) -> str | None:
 
 def needs_tracking(paths: list[Path]) -> list[Path]:
     """The files whose ``.dvc`` file is missing or records another md5."""
-    from vertex_edge.fsutil import file_digest
 
     return [p for p in paths if dvc_tracked_md5(p.with_name(p.name + ".dvc")) != file_digest(p)]

@@ -18,6 +18,7 @@ import numpy as np
 from vertex_edge.data.prepare import Split
 from vertex_edge.errors import DataError, EdgeError
 from vertex_edge.params import TrainParams
+from vertex_edge.training.network import build_model, predict
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -80,8 +81,6 @@ def train(
     1 under a multi-worker distribution strategy (TensorFlow cannot loop steps there).
     """
     import keras
-
-    from vertex_edge.training.network import build_model, predict
 
     keras.utils.set_random_seed(params.seed)
     train_part, val_part = split_train_val(train_split, params)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import sys
 
 from vertex_edge.errors import EdgeError
+from vertex_edge.webapp.logs import configure_logging
+from vertex_edge.webapp.server import serve
+from vertex_edge.webapp.settings import WebappSettings
 
 
 def main() -> int:
-    from vertex_edge.webapp.logs import configure_logging
-    from vertex_edge.webapp.server import serve
-    from vertex_edge.webapp.settings import WebappSettings
-
     try:
         settings = WebappSettings.from_env()
         configure_logging(settings.log_level, settings.log_format)

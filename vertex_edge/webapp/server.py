@@ -6,6 +6,7 @@ import errno
 import socket
 
 from vertex_edge.errors import UsageError
+from vertex_edge.webapp.app import create_app
 from vertex_edge.webapp.settings import WebappSettings
 
 
@@ -40,8 +41,6 @@ def endpoint_listening(url: str, timeout: float = 0.5) -> bool:
 def serve(settings: WebappSettings) -> None:
     """Serve until interrupted. Logging must already be configured (:func:`.logs.configure_logging`)."""
     import uvicorn
-
-    from vertex_edge.webapp.app import create_app
 
     check_port_free(settings.host, settings.port)
     uvicorn.run(
