@@ -57,9 +57,3 @@ def add(repo: Path, paths: list[str]) -> None:
 
 def push(repo: Path, targets: list[str]) -> str:
     return dvc(repo, "push", *targets)
-
-
-def status_cloud(repo: Path, targets: list[str]) -> bool:
-    """True when every target's data is already in the default remote."""
-    out = dvc(repo, "status", "--cloud", *targets)
-    return "up to date" in out.lower() or not out.strip()

@@ -3,7 +3,8 @@
     PYTHONPATH=. .venv/bin/python services/webapp/make_samples.py [--data data/fashion-mnist]
 
 Writes ``vertex_edge/webapp/static/samples/<class id>-<slug>.png``: the first test image of each
-class, inverted (a light background, like a product photo), tinted and upscaled to 112x112.
+class, inverted (a light background, like a product photo), tinted and upscaled to 112x112, and
+``samples.json`` listing each file with its class (names from the dataset manifest).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import numpy as np
 from PIL import Image
 
 from vertex_edge.data.idx import read_images, read_labels
-from vertex_edge.fsutil import atomic_write_bytes
-from vertex_edge.webapp.client import CLASS_NAMES
-from vertex_edge.webapp.samples import SAMPLES_DIR, slug
+from vertex_edge.data.manifest import DEFAULT_MANIFEST, load_manifest
+from vertex_edge.fsutil import atomic_write_bytes, atomic_write_json
+from vertex_edge.webapp.samples import MANIFEST, SAMPLES_DIR, slug
 
 log = logging.getLogger("make_samples")
 
@@ -48,13 +49,21 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     images = read_images(args.data / "t10k-images-idx3-ubyte.gz", count=10000, shape=(28, 28))
     labels = read_labels(args.data / "t10k-labels-idx1-ubyte.gz", count=10000, num_classes=10)
-    for class_id, name in enumerate(CLASS_NAMES):
+    names = load_manifest(DEFAULT_MANIFEST).labels
+    listed = []
+    for class_id, name in enumerate(names):
         index = int(np.flatnonzero(labels == class_id)[0])
         buf = io.BytesIO()
         product_photo(images[index]).save(buf, format="PNG", optimize=True)
         path = args.out / f"{class_id}-{slug(name)}.png"
         atomic_write_bytes(path, buf.getvalue())
         log.info("%s  (test image %d, %d bytes)", path, index, len(buf.getvalue()))
+        listed.append({"file": path.name, "class_id": class_id, "label": name})
+    about = (
+        "The web app's sample gallery: the first Fashion-MNIST test image of each class "
+        "(services/webapp/make_samples.py). 'label' is the image's true class, shown beside the model's answer."
+    )
+    atomic_write_json(args.out / MANIFEST, {"about": about, "samples": listed})
 
 
 if __name__ == "__main__":

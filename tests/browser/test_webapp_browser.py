@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import DESKTOP, PHONE, new_page
+from tests.serving.tiny_model import LABELS
 from tests.webapp.helpers import MODEL_VERSION, serve_in_thread
 from vertex_edge.errors import CloudError
 from vertex_edge.webapp.app import create_app
-from vertex_edge.webapp.client import CLASS_NAMES
 from vertex_edge.webapp.samples import SAMPLES_DIR
 from vertex_edge.webapp.settings import WebappSettings
 
@@ -32,7 +32,7 @@ def assert_result(page: Any, label: str, version: str = MODEL_VERSION) -> None:
     assert page.locator("[data-testid=chart] li.top .bar-name").text_content() == label
     # the bars are drawn: the top one is wider than the others
     widths = [float(w) for w in page.eval_on_selector_all(".bar-fill", "els => els.map(e => e.getBBox().width)")]
-    assert max(widths) == widths[CLASS_NAMES.index(label)] > 0
+    assert max(widths) == widths[LABELS.index(label)] > 0
     # the 28x28 image the model saw has loaded
     natural = page.eval_on_selector("[data-testid=model-input]", "img => [img.complete, img.naturalWidth, img.naturalHeight]")
     assert natural == [True, 28, 28]
@@ -186,7 +186,7 @@ def test_predicts_in_the_browser_through_a_real_prediction_server(
             page.set_input_files("#file", str(SAMPLES_DIR / "1-trouser.png"))
             page.wait_for_selector("[data-testid=label]")
             label = page.text_content("[data-testid=label]").strip()
-            assert label in CLASS_NAMES
+            assert label in LABELS
             assert_result(page, label)
             page.screenshot(path=str(artifacts / "webapp-real-server.png"), full_page=True)
             assert errors.messages == []

@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from tests.conftest import free_port
-from vertex_edge.webapp.client import CLASS_NAMES, Prediction
+from tests.serving.tiny_model import LABELS
+from vertex_edge.webapp.client import Prediction
 from vertex_edge.webapp.samples import SAMPLES_DIR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,8 +27,8 @@ MODEL_VERSION = "20261122T110000Z-test0001"
 
 
 def probabilities(class_id: int, top: float = 0.91) -> tuple[float, ...]:
-    rest = (1.0 - top) / (len(CLASS_NAMES) - 1)
-    return tuple(top if i == class_id else rest for i in range(len(CLASS_NAMES)))
+    rest = (1.0 - top) / (len(LABELS) - 1)
+    return tuple(top if i == class_id else rest for i in range(len(LABELS)))
 
 
 class FakeClient:
@@ -38,7 +39,7 @@ class FakeClient:
     def __init__(self, class_id: int = 7, version: str = MODEL_VERSION) -> None:
         self.calls: list[np.ndarray] = []
         self.error: BaseException | None = None
-        self.prediction = Prediction(CLASS_NAMES[class_id], class_id, probabilities(class_id), version)
+        self.prediction = Prediction(LABELS[class_id], class_id, probabilities(class_id), version, labels=tuple(LABELS))
 
     async def predict(self, image: np.ndarray) -> Prediction:
         self.calls.append(np.array(image))
@@ -103,7 +104,7 @@ def build_tiny_model(folder: Path, *, version: str = MODEL_VERSION, seed: int = 
         "name": "fashion-mnist",
         "version": version,
         "created": "2026-11-22T11:00:00+00:00",
-        "labels": list(CLASS_NAMES),
+        "labels": list(LABELS),
         "input": {"name": "image", "shape": [None, 28, 28], "dtype": "float32", "range": [0, 255]},
         "params": {},
         "data_version": "test",

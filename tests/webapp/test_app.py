@@ -17,11 +17,12 @@ import yaml
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.webapp.helpers import MODEL_VERSION, REPO, png_bytes, sample_bytes
+from tests.serving.tiny_model import LABELS
+from tests.webapp.helpers import MODEL_VERSION, REPO, png_bytes, probabilities, sample_bytes
 from vertex_edge.errors import CloudError
 from vertex_edge.preprocess import decode_image, image_to_array
 from vertex_edge.webapp.app import create_app, get_client
-from vertex_edge.webapp.client import CLASS_NAMES, HttpPredictionClient
+from vertex_edge.webapp.client import HttpPredictionClient, parse_response
 from vertex_edge.webapp.logs import JsonFormatter
 from vertex_edge.webapp.samples import load_samples
 from vertex_edge.webapp.settings import WebappSettings
@@ -47,7 +48,7 @@ def test_page_has_upload_drop_zone_and_a_gallery_of_ten_samples(client: TestClie
     html = resp.text
     assert 'type="file"' in html and 'id="drop"' in html
     assert html.count('name="sample"') == 10
-    for name in CLASS_NAMES:
+    for name in LABELS:
         assert name in html
     assert "up to 5&nbsp;MB" in html
     assert 'data-testid="empty"' in html
@@ -115,7 +116,7 @@ def test_api_predict_returns_label_probabilities_model_input_version(client: Tes
     body = resp.json()
     assert body["label"] == "Sneaker" and body["class_id"] == 7
     assert body["confidence"] == pytest.approx(0.91)
-    assert [p["label"] for p in body["probabilities"]] == list(CLASS_NAMES)
+    assert [p["label"] for p in body["probabilities"]] == list(LABELS)
     assert sum(p["probability"] for p in body["probabilities"]) == pytest.approx(1.0)
     assert body["model_version"] == MODEL_VERSION
     assert set(body["timings"]) == {"preprocess_ms", "endpoint_ms", "total_ms"}
@@ -389,6 +390,15 @@ def test_gallery_has_one_small_sample_per_class() -> None:
         assert np.asarray(image.convert("L"))[0, 0] > 200
 
 
-def test_class_names_match_the_dataset_manifest() -> None:
+def test_sample_labels_match_the_dataset_manifest() -> None:
     manifest = yaml.safe_load((REPO / "data" / "fashion-mnist.yaml").read_text())
-    assert list(CLASS_NAMES) == manifest["labels"]
+    samples = load_samples()
+    assert {s.class_id: s.label for s in samples.values()} == dict(enumerate(manifest["labels"]))
+
+
+def test_labels_come_from_the_response_and_an_older_server_still_gets_an_answer() -> None:
+    body = {"predictions": [{"label": "Sneaker", "class_id": 7, "probabilities": list(probabilities(7))}]}
+    old = parse_response(body)
+    assert old.labels[7] == "Sneaker" and old.labels[0] == "class 0"  # no names invented
+    body["predictions"][0]["labels"] = ["a", "b", "c", "d", "e", "f", "g", "Sneaker", "i", "j"]
+    assert parse_response(body).labels[9] == "j"

@@ -18,7 +18,6 @@ from google.auth import exceptions as auth_exc
 from tests.webapp.helpers import probabilities
 from vertex_edge.errors import CloudError
 from vertex_edge.webapp.client import (
-    CLASS_NAMES,
     HttpPredictionClient,
     VertexPredictionClient,
     build_client,
@@ -63,7 +62,8 @@ def test_http_client_posts_one_28x28_instance_and_parses_the_answer() -> None:
     assert pred.confidence == pytest.approx(0.8)
     assert seen[0].method == "POST" and str(seen[0].url) == "http://server:8080/predict"
     body = json.loads(seen[0].content)
-    assert list(body) == ["instances"] and len(body["instances"]) == 1
+    assert list(body) == ["instances", "parameters"] and len(body["instances"]) == 1
+    assert body["parameters"] == {"labels": True}  # the page names every class from the answer
     np.testing.assert_array_equal(np.array(body["instances"][0], dtype=np.float32), IMAGE)
 
 
@@ -232,7 +232,3 @@ def test_the_vertex_sdk_is_not_imported_to_build_the_client() -> None:
         "assert 'tensorflow' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-
-
-def test_class_names_are_the_fashion_mnist_labels() -> None:
-    assert len(CLASS_NAMES) == 10 and CLASS_NAMES[7] == "Sneaker"

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.serving.tiny_model import LABELS
 from tests.webapp.helpers import (
     MODEL_VERSION,
     FakeClient,
@@ -24,7 +25,6 @@ from tests.webapp.helpers import (
     wait_http,
 )
 from vertex_edge.webapp.app import create_app
-from vertex_edge.webapp.client import CLASS_NAMES
 from vertex_edge.webapp.settings import WebappSettings
 
 pytestmark = pytest.mark.slow
@@ -37,8 +37,8 @@ def test_predicts_through_a_real_local_prediction_server(prediction_server: str)
         resp = http.post("/api/predict", files={"file": ("sneaker.png", sample_bytes("7-sneaker"), "image/png")})
         assert resp.status_code == 200, resp.text
         body = resp.json()
-        assert body["label"] in CLASS_NAMES
-        assert body["label"] == CLASS_NAMES[body["class_id"]]
+        assert body["label"] in LABELS
+        assert body["label"] == LABELS[body["class_id"]]
         assert body["model_version"] == MODEL_VERSION  # from the model card, via the server
         assert sum(p["probability"] for p in body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
         page = http.post("/", data={"sample": "9-ankle-boot"})

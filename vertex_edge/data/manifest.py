@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from vertex_edge.config import load_yaml_model
 
 DEFAULT_MANIFEST = Path("data/fashion-mnist.yaml")
-MANIFEST_ENV = "EDGE_DATASET_MANIFEST"
 
 
 class DataFile(BaseModel):

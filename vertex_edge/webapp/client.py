@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vertex_edge.errors import CloudError
 from vertex_edge.gcp.errors import classify
@@ -28,20 +28,9 @@ from vertex_edge.webapp.settings import WebappSettings
 
 log = logging.getLogger(__name__)
 
-#: Fashion-MNIST class names, index = class id (same order as data/fashion-mnist.yaml ``labels``
-#: and the model card's ``labels``; a test checks they agree).
-CLASS_NAMES: tuple[str, ...] = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+#: what the web app asks the prediction server for besides the probabilities: every class's name
+#: (the model card's labels), so the page never needs a copy of them
+REQUEST_PARAMETERS = {"labels": True}
 
 
 @dataclass(frozen=True)
@@ -52,6 +41,12 @@ class Prediction:
     class_id: int
     probabilities: tuple[float, ...]
     model_version: str
+    labels: tuple[str, ...] = ()  # every class's name, index = class id
+
+    def __post_init__(self) -> None:
+        if len(self.labels) != len(self.probabilities):  # an older server: name only what it named
+            names = tuple(self.label if i == self.class_id else f"class {i}" for i in range(len(self.probabilities)))
+            object.__setattr__(self, "labels", names)
 
     @property
     def confidence(self) -> float:
@@ -77,9 +72,18 @@ class _Item(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     label: str = Field(min_length=1, max_length=200)
-    class_id: int = Field(ge=0, lt=len(CLASS_NAMES))
-    probabilities: list[float] = Field(min_length=len(CLASS_NAMES), max_length=len(CLASS_NAMES))
+    class_id: int = Field(ge=0)
+    probabilities: list[float] = Field(min_length=2, max_length=1000)
+    labels: list[str] | None = Field(default=None, max_length=1000)
     model_version: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _Item:
+        if self.class_id >= len(self.probabilities):
+            raise ValueError(f"class_id {self.class_id} but only {len(self.probabilities)} probabilities")
+        if self.labels is not None and len(self.labels) != len(self.probabilities):
+            raise ValueError(f"{len(self.labels)} labels for {len(self.probabilities)} probabilities")
+        return self
 
 
 class _Response(BaseModel):
@@ -107,12 +111,11 @@ def parse_response(body: Any, *, source: str = "endpoint", fallback_version: str
         log.warning("%s: response has probabilities outside 0..1: %s", source, probs)
         raise CloudError(_BAD_RESPONSE)
     probs = tuple(min(1.0, max(0.0, p)) for p in probs)
-    if item.label != CLASS_NAMES[item.class_id]:
-        log.warning(
-            "%s: label %r for class %d differs from %r", source, item.label, item.class_id, CLASS_NAMES[item.class_id]
-        )
+    labels = tuple(item.labels or ())
+    if labels and labels[item.class_id] != item.label:
+        log.warning("%s: label %r for class %d differs from %r", source, item.label, item.class_id, labels[item.class_id])
     version = item.model_version or response.model_version or fallback_version or "unknown"
-    return Prediction(label=item.label, class_id=item.class_id, probabilities=probs, model_version=version)
+    return Prediction(label=item.label, class_id=item.class_id, probabilities=probs, model_version=version, labels=labels)
 
 
 def _instance(image: np.ndarray) -> list[list[float]]:
@@ -143,7 +146,7 @@ class HttpPredictionClient:
         import httpx
 
         try:
-            resp = await self._client.post(self.url, json={"instances": [_instance(image)]})
+            resp = await self._client.post(self.url, json={"instances": [_instance(image)], "parameters": REQUEST_PARAMETERS})
         except httpx.TimeoutException:
             log.warning("prediction server %s did not answer within %g s", self.url, self.timeout)
             raise CloudError(f"The prediction endpoint did not answer within {self.timeout:g} seconds.") from None
@@ -222,7 +225,7 @@ class VertexPredictionClient:
         instance = _instance(image)
         try:
             endpoint = self._get_endpoint()
-            response = endpoint.predict(instances=[instance], timeout=self.timeout)
+            response = endpoint.predict(instances=[instance], parameters=REQUEST_PARAMETERS, timeout=self.timeout)
         except Exception as exc:  # noqa: BLE001 - every SDK/transport failure becomes a CloudError
             raise self._map_error(exc) from None
         body = {"predictions": list(getattr(response, "predictions", None) or [])}

@@ -1,22 +1,25 @@
-"""The gallery: sample product photos shipped in ``static/samples`` (``<class id>-<slug>.png``)."""
+"""The gallery: sample product photos shipped in ``static/samples``, listed with their true class
+in ``static/samples/samples.json`` (written by ``services/webapp/make_samples.py``)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from vertex_edge.webapp.client import CLASS_NAMES
+log = logging.getLogger(__name__)
 
 SAMPLES_DIR = Path(__file__).parent / "static" / "samples"
-_NAME_RE = re.compile(r"^(\d)-([a-z0-9-]+)\.png$")
+MANIFEST = "samples.json"
 
 
 @dataclass(frozen=True)
 class Sample:
     id: str  # the file stem, e.g. "7-sneaker"
     class_id: int
-    label: str
+    label: str  # the image's true class
     path: Path
 
     @property
@@ -29,12 +32,16 @@ def slug(label: str) -> str:
 
 
 def load_samples(directory: Path = SAMPLES_DIR) -> dict[str, Sample]:
-    """Every sample in ``directory``, by id, in class order."""
-    found: list[Sample] = []
-    if directory.is_dir():
-        for path in directory.iterdir():
-            match = _NAME_RE.match(path.name)
-            if match and path.is_file():
-                class_id = int(match.group(1))
-                found.append(Sample(id=path.stem, class_id=class_id, label=CLASS_NAMES[class_id], path=path))
+    """Every sample the manifest lists whose image is there, by id, in class order. A missing or
+    broken manifest means no gallery (logged), never a failed start."""
+    try:
+        entries = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))["samples"]
+        found = [
+            Sample(id=Path(e["file"]).stem, class_id=int(e["class_id"]), label=str(e["label"]), path=directory / e["file"])
+            for e in entries
+            if (directory / str(e["file"])).is_file()
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("no sample gallery: %s/%s is missing or invalid (%s)", directory, MANIFEST, exc)
+        return {}
     return {s.id: s for s in sorted(found, key=lambda s: (s.class_id, s.id))}
