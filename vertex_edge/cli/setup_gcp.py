@@ -6,10 +6,9 @@ injected into :mod:`vertex_edge.gcp`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -276,12 +275,3 @@ def dashboard(app_ctx: AppContext, config: EdgeConfig) -> None:
             return
     raise CloudError("the port-forward to Omniboard stopped", hint="run 'python edge.py experiments dashboard' again")
 
-
-@contextlib.contextmanager
-def tracking_url(config: EdgeConfig) -> Iterator[str]:
-    """For training on the gcp target: a MongoDB URL (with the password from Secret Manager)
-    through a port-forward that closes when the ``with`` block ends. Never print it."""
-    from vertex_edge.gcp.sacred import mongo_url_via_port_forward
-
-    with mongo_url_via_port_forward(config, connect(config)) as url:
-        yield url
