@@ -16,7 +16,7 @@ from tests.gcp.test_steps import run_setup
 from vertex_edge.errors import CloudError
 from vertex_edge.gcp.preflight import Status, run_prechecks
 from vertex_edge.gcp.steps import ArtifactRepositoryStep, BucketStep, ClusterStep, DvcRemoteStep
-from vertex_edge.provision.base import Action, Check
+from vertex_edge.provision.engine import Action, Check
 
 LOC = f"projects/{PROJECT}/locations/{REGION}"
 CLUSTER = f"{LOC}/clusters/edge-cluster"

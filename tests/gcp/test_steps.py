@@ -19,7 +19,7 @@ from vertex_edge.config import EdgeConfig
 from vertex_edge.errors import CloudError, LockHeldError
 from vertex_edge.gcp.names import REQUIRED_APIS
 from vertex_edge.gcp.steps import GcpEnv
-from vertex_edge.provision.base import Action
+from vertex_edge.provision.engine import Action
 
 LOC = f"projects/{PROJECT}/locations/{REGION}"
 BUCKET = f"{PROJECT}-edge"

@@ -12,7 +12,7 @@ from vertex_edge.cli.context import AppContext
 from vertex_edge.cli.ui import confirm, print_plan, progress_callbacks
 from vertex_edge.config import EdgeConfig, parse_config, write_config
 from vertex_edge.errors import UsageError
-from vertex_edge.provision.base import Action, apply, plan
+from vertex_edge.provision.engine import Action, apply_locked, plan
 
 TARGETS = ("local", "gcp")
 
@@ -187,10 +187,9 @@ def _setup_local(app_ctx: AppContext, config: EdgeConfig, config_action: Action,
     store = layout.state_store()
     on_start, on_done = progress_callbacks(console, len(items))
     # the storage root holds the lock, so it is the one step made before the lock is taken
-    first = apply(items[:1], on_start=on_start, on_done=on_done)
-    with store.lock("edge.py setup --target local"):
-        report = apply(items[1:], on_start=on_start, on_done=on_done)
-    report.results[:0] = first.results
+    report = apply_locked(
+        items, store, before_lock=1, command="edge.py setup --target local", on_start=on_start, on_done=on_done
+    )
     if report.changed or config_action is not Action.KEEP:
         console.print(f"[green]local target ready[/] (state: {store.location})")
     else:

@@ -18,7 +18,7 @@ from vertex_edge.cli.context import AppContext
 from vertex_edge.cli.ui import confirm, print_plan, progress_callbacks
 from vertex_edge.config import EdgeConfig, write_config
 from vertex_edge.errors import CloudError, UsageError
-from vertex_edge.provision.base import Action, Check, PlanItem, StepResult, apply, plan
+from vertex_edge.provision.engine import Action, Check, PlanItem, StepResult, apply_locked, plan
 
 if TYPE_CHECKING:
     from vertex_edge.gcp.clients import GcpClients
@@ -208,9 +208,9 @@ def run(app_ctx: AppContext, config: EdgeConfig, *, config_action: Action, yes: 
             current = item.step.title
             on_start(item)
 
-        report = apply(items[:split], on_start=started, on_done=on_done)
-        with store.lock("edge.py setup --target gcp"):
-            report.results += apply(items[split:], on_start=started, on_done=on_done).results
+        report = apply_locked(
+            items, store, before_lock=split, command="edge.py setup --target gcp", on_start=started, on_done=on_done
+        )
         _summary(app_ctx, env, report.results, config_action)
     except KeyboardInterrupt:
         spinner.stop()

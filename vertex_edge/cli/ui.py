@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from vertex_edge.cli.context import AppContext
 from vertex_edge.errors import UsageError
-from vertex_edge.provision.base import Action, PlanItem, StepResult
+from vertex_edge.provision.engine import Action, PlanItem, StepResult
 
 _STYLE = {Action.KEEP: "dim", Action.CREATE: "green", Action.UPDATE: "yellow", Action.UNKNOWN: "magenta"}
 

@@ -1,5 +1,5 @@
 """The gcp target's provisioning steps, one class per resource, on the shared engine
-(:mod:`vertex_edge.provision.base`): each checks (get), then creates or updates what is
+(:mod:`vertex_edge.provision.engine`): each checks (get), then creates or updates what is
 missing, and reports.
 
 Order: APIs -> bucket -> DVC remote -> Artifact Registry -> GKE Autopilot cluster -> MongoDB
@@ -33,8 +33,8 @@ from vertex_edge.gcp.kube import KubeRunner, not_found, stderr_tail
 from vertex_edge.gcp.names import DVC_REMOTE_NAME, LABELS, REQUIRED_APIS, GcpNames
 from vertex_edge.gcp.object_store import state_store
 from vertex_edge.gcp.secret import generate_password, read_password, secret_request, version_request
-from vertex_edge.provision.base import Action, Check, Step
-from vertex_edge.provision.local import StateFileStep
+from vertex_edge.provision.engine import Action, Check, Step
+from vertex_edge.provision.state_file import StateFileStep
 from vertex_edge.state import Resource
 
 log = logging.getLogger(__name__)
@@ -790,7 +790,7 @@ class _Recorded:
 
 
 class StateStep(GcpStep):
-    """The state file (shared logic: :class:`vertex_edge.provision.local.StateFileStep`) in the bucket."""
+    """The state file (shared logic: :class:`vertex_edge.provision.state_file.StateFileStep`) in the bucket."""
 
     key = "state"
     title = "state file"
