@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -15,12 +16,14 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
 from tests.gcp import kubestub
 from tests.gcp.conftest import gcp_config, subprocess_env
 from tests.gcp.fakes import PROJECT, REGION, FakeCloud, FakeDvc, FakeKube
 from vertex_edge.cli import main, setup_gcp
 from vertex_edge.cli import teardown as teardown_cli
+from vertex_edge.cli.ui import StepSpinner
 from vertex_edge.config import write_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +33,19 @@ STEP_TITLES = (
     "Google Cloud APIs", "GCS bucket", "Artifact Registry repository", "GKE Autopilot cluster", "MongoDB password",
     "Kubernetes Secret (MongoDB)", "Sacred on GKE (helm)", "Vertex AI endpoint", "state file",
 )  # fmt: skip
+# what the plan names each resource, computed offline from edge.yaml
+FULL_NAMES = {
+    "Google Cloud APIs": f"9 APIs in projects/{PROJECT}: storage, aiplatform, container,",
+    "GCS bucket": f"gs://{BUCKET} in {REGION}, versioned, uniform access",
+    "Artifact Registry repository": f"Docker repository {REGION}-docker.pkg.dev/{PROJECT}/edge",
+    "GKE Autopilot cluster": f"edge-cluster in {REGION}, Autopilot, REGULAR release channel",
+    "MongoDB password": f"generated, in Secret Manager secret projects/{PROJECT}/secrets/edge-cluster-mongodb-password",
+    "Kubernetes Secret (MongoDB)": "sacred/sacred-mongodb-auth in cluster edge-cluster",
+    "Sacred on GKE (helm)": "release sacred in namespace sacred of cluster edge-cluster: "
+    "services sacred-mongodb:27017, sacred-omniboard:9000 (ClusterIP)",
+    "Vertex AI endpoint": f"fashion-mnist-endpoint in projects/{PROJECT}/locations/{REGION}",
+    "state file": f"gs://{BUCKET}/.edge/state.yaml",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -68,8 +84,11 @@ def wired(
 
 
 def test_dry_run_offline_prints_every_step_not_checked_with_the_reason_once(repo: Path, tmp_path: Path) -> None:
-    """The done criterion, as a user runs it on a machine that cannot reach GCP."""
-    env = subprocess_env(HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), NO_GCE_CHECK="true")
+    """The done criterion, as a user runs it on a machine that cannot reach GCP: every resource
+    named in full, "not checked", and the reason said once."""
+    env = subprocess_env(
+        HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), NO_GCE_CHECK="true", COLUMNS="250"
+    )
     for name in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "CI"):
         env.pop(name, None)
     env = {k: v for k, v in env.items() if not k.startswith("EDGE_")}
@@ -88,6 +107,8 @@ def test_dry_run_offline_prints_every_step_not_checked_with_the_reason_once(repo
     for title in STEP_TITLES:
         line = next(line for line in plan.splitlines() if title in line)
         assert line.strip().startswith("not checked"), line
+        assert f"{title}  {FULL_NAMES[title]}" in line, line
+    assert "Google Cloud cannot be used (see 'Application Default Credentials' above)" in plan
     assert "dry run: nothing was changed" in out
     assert not (repo / "edge.yaml").exists()
 
@@ -277,3 +298,18 @@ def test_the_generated_password_appears_in_no_output_log_argv_config_or_state(
     assert {c["kubeconfig_mode"] for c in stub_calls} == {"0o600"}
     assert any(a[0].endswith("kubectl") for a in argvs) and any(a[0].endswith("helm") for a in argvs)
     assert not list(private_tmp.iterdir())  # the kubeconfigs (with a token) were removed
+
+
+def test_spinner_on_a_terminal_and_progress_lines_off_it() -> None:
+    terminal = io.StringIO()
+    spinner = StepSpinner(Console(file=terminal, force_terminal=True, width=100))
+    spinner.start("GKE Autopilot cluster")
+    spinner.update("cluster edge-cluster is PROVISIONING")
+    spinner.stop()
+
+    plain = io.StringIO()
+    spinner = StepSpinner(Console(file=plain, width=100), interval=0.0)
+    spinner.start("GKE Autopilot cluster")
+    spinner.update("cluster edge-cluster is PROVISIONING")
+    spinner.stop()
+    assert "... GKE Autopilot cluster: cluster edge-cluster is PROVISIONING (0 min)" in plain.getvalue()
