@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -16,14 +15,12 @@ from typing import Any
 
 import pytest
 import yaml
-from rich.console import Console
 
 from tests.gcp import kubestub
 from tests.gcp.conftest import gcp_config, subprocess_env
 from tests.gcp.fakes import PROJECT, REGION, FakeCloud, FakeDvc, FakeKube
 from vertex_edge.cli import main, setup_gcp
 from vertex_edge.cli import teardown as teardown_cli
-from vertex_edge.cli.ui import StepSpinner
 from vertex_edge.config import write_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -298,18 +295,3 @@ def test_the_generated_password_appears_in_no_output_log_argv_config_or_state(
     assert {c["kubeconfig_mode"] for c in stub_calls} == {"0o600"}
     assert any(a[0].endswith("kubectl") for a in argvs) and any(a[0].endswith("helm") for a in argvs)
     assert not list(private_tmp.iterdir())  # the kubeconfigs (with a token) were removed
-
-
-def test_spinner_on_a_terminal_and_progress_lines_off_it() -> None:
-    terminal = io.StringIO()
-    spinner = StepSpinner(Console(file=terminal, force_terminal=True, width=100))
-    spinner.start("GKE Autopilot cluster")
-    spinner.update("cluster edge-cluster is PROVISIONING")
-    spinner.stop()
-
-    plain = io.StringIO()
-    spinner = StepSpinner(Console(file=plain, width=100), interval=0.0)
-    spinner.start("GKE Autopilot cluster")
-    spinner.update("cluster edge-cluster is PROVISIONING")
-    spinner.stop()
-    assert "... GKE Autopilot cluster: cluster edge-cluster is PROVISIONING (0 min)" in plain.getvalue()
