@@ -11,7 +11,7 @@ import pytest
 from tests.gcp.fakes import PROJECT, REGION, FakeCloud, FakeDvc, FakeKube
 from vertex_edge.config import EdgeConfig, GcpConfig
 from vertex_edge.gcp.names import GcpNames
-from vertex_edge.gcp.steps import GcpEnv
+from vertex_edge.provision.gcp.env import GcpEnv
 
 PASSWORD = "generated-PASSWORD-zz9PluralZAlpha"
 

@@ -31,6 +31,19 @@ STEP_TITLES = (
     "Google Cloud APIs", "GCS bucket", "Artifact Registry repository", "GKE Autopilot cluster", "MongoDB password",
     "Kubernetes Secret (MongoDB)", "Sacred on GKE (helm)", "Vertex AI endpoint", "state file",
 )  # fmt: skip
+# what the plan names each resource, computed offline from edge.yaml
+FULL_NAMES = {
+    "Google Cloud APIs": f"9 APIs in projects/{PROJECT}: storage, aiplatform, container,",
+    "GCS bucket": f"gs://{BUCKET} in {REGION}, versioned, uniform access",
+    "Artifact Registry repository": f"Docker repository {REGION}-docker.pkg.dev/{PROJECT}/edge",
+    "GKE Autopilot cluster": f"edge-cluster in {REGION}, Autopilot, REGULAR release channel",
+    "MongoDB password": f"generated, in Secret Manager secret projects/{PROJECT}/secrets/edge-cluster-mongodb-password",
+    "Kubernetes Secret (MongoDB)": "sacred/sacred-mongodb-auth in cluster edge-cluster",
+    "Sacred on GKE (helm)": "release sacred in namespace sacred of cluster edge-cluster: "
+    "services sacred-mongodb:27017, sacred-omniboard:9000 (ClusterIP)",
+    "Vertex AI endpoint": f"fashion-mnist-endpoint in projects/{PROJECT}/locations/{REGION}",
+    "state file": f"gs://{BUCKET}/.edge/state.yaml",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -69,8 +82,11 @@ def wired(
 
 
 def test_dry_run_offline_prints_every_step_not_checked_with_the_reason_once(repo: Path, tmp_path: Path) -> None:
-    """The done criterion, as a user runs it on a machine that cannot reach GCP."""
-    env = subprocess_env(HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), NO_GCE_CHECK="true")
+    """The done criterion, as a user runs it on a machine that cannot reach GCP: every resource
+    named in full, "not checked", and the reason said once."""
+    env = subprocess_env(
+        HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), NO_GCE_CHECK="true", COLUMNS="250"
+    )
     for name in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "CI"):
         env.pop(name, None)
     env = {k: v for k, v in env.items() if not k.startswith("EDGE_")}
@@ -89,6 +105,8 @@ def test_dry_run_offline_prints_every_step_not_checked_with_the_reason_once(repo
     for title in STEP_TITLES:
         line = next(line for line in plan.splitlines() if title in line)
         assert line.strip().startswith("not checked"), line
+        assert f"{title}  {FULL_NAMES[title]}" in line, line
+    assert "Google Cloud cannot be used (see 'Application Default Credentials' above)" in plan
     assert "dry run: nothing was changed" in out
     assert not (repo / "edge.yaml").exists()
 

@@ -20,8 +20,11 @@ from tests.gcp.fakes import PROJECT, REGION
 from vertex_edge import dvc
 from vertex_edge.gcp.clients import GcpClients
 from vertex_edge.gcp.names import GcpNames
-from vertex_edge.gcp.steps import BucketStep, DvcRemoteStep, GcpEnv, state_store
-from vertex_edge.provision.base import Action, apply, plan
+from vertex_edge.gcp.object_store import state_store
+from vertex_edge.provision.engine import Action, apply, plan
+from vertex_edge.provision.gcp.bucket import BucketStep
+from vertex_edge.provision.gcp.dvc_remote import DvcRemoteStep
+from vertex_edge.provision.gcp.env import GcpEnv
 from vertex_edge.state import Resource, State
 
 pytestmark = pytest.mark.integration

@@ -112,17 +112,6 @@ def test_no_port_forward_when_tracking_goes_elsewhere(cloud: FakeCloud, kube: Fa
     assert cloud.calls == []
 
 
-def test_cli_tracking_url_builds_clients_at_the_edge(
-    cloud: FakeCloud, kube: FakeKube, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from vertex_edge.cli import setup_gcp
-
-    cloud.provision_everything(kube, password="pw")
-    monkeypatch.setattr(setup_gcp, "connect", lambda config: cloud.clients(kube))
-    with setup_gcp.tracking_url(gcp_config()) as url:
-        assert url.startswith("mongodb://sacred:pw@127.0.0.1:")
-
-
 def test_dashboard_fails_clearly_when_the_forward_dies(
     cloud: FakeCloud, kube: FakeKube, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

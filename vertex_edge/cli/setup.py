@@ -8,11 +8,15 @@ from urllib.parse import urlsplit
 
 import typer
 
+from vertex_edge.cli import setup_gcp
 from vertex_edge.cli.context import AppContext
-from vertex_edge.cli.ui import confirm, print_plan, progress_callbacks
-from vertex_edge.config import EdgeConfig, parse_config, write_config
+from vertex_edge.cli.ui import confirm, print_plan, progress_callbacks, save_config
+from vertex_edge.config import EdgeConfig, parse_config
 from vertex_edge.errors import UsageError
-from vertex_edge.provision.base import Action, apply, plan
+from vertex_edge.layout import LocalLayout
+from vertex_edge.provision.engine import Action, apply_locked, plan
+from vertex_edge.provision.local import local_steps
+from vertex_edge.state import StateStore
 
 TARGETS = ("local", "gcp")
 
@@ -106,8 +110,6 @@ def setup(
     app_ctx.set_config(config)
 
     if config.target == "gcp":
-        from vertex_edge.cli import setup_gcp
-
         setup_gcp.run(app_ctx, config, config_action=config_action, yes=yes, dry_run=dry_run)
         return
     _setup_local(app_ctx, config, config_action, dry_run=dry_run)
@@ -167,30 +169,20 @@ def _wizard(app_ctx: AppContext, answers: dict[str, Optional[str]]) -> EdgeConfi
 
 
 def _setup_local(app_ctx: AppContext, config: EdgeConfig, config_action: Action, *, dry_run: bool) -> None:
-    from vertex_edge.layout import LocalLayout
-    from vertex_edge.provision.local import local_steps
-
     console = app_ctx.console
-    steps = local_steps(config, app_ctx.repo)
-    items = plan(steps)
-    layout = LocalLayout.from_config(config, app_ctx.repo)
+    items = plan(local_steps(config, app_ctx.repo))
     if dry_run:
         print_plan(console, f"Plan for target 'local' ({app_ctx.repo})", items, config_action, app_ctx.config_path)
         console.print("dry run: nothing was changed")
         return
 
-    if config_action is not Action.KEEP:
-        write_config(config, app_ctx.config_path)
-    console.print(
-        f"edge.yaml  {'created' if config_action is Action.CREATE else 'updated' if config_action is Action.UPDATE else 'already present'}"
-    )
-    store = layout.state_store()
+    save_config(app_ctx, config, config_action)
+    store = LocalLayout.from_config(config, app_ctx.repo).state_store()
     on_start, on_done = progress_callbacks(console, len(items))
     # the storage root holds the lock, so it is the one step made before the lock is taken
-    first = apply(items[:1], on_start=on_start, on_done=on_done)
-    with store.lock("edge.py setup --target local"):
-        report = apply(items[1:], on_start=on_start, on_done=on_done)
-    report.results[:0] = first.results
+    report = apply_locked(
+        items, store, before_lock=1, command="edge.py setup --target local", on_start=on_start, on_done=on_done
+    )
     if report.changed or config_action is not Action.KEEP:
         console.print(f"[green]local target ready[/] (state: {store.location})")
     else:
@@ -216,11 +208,7 @@ def force_unlock(
     app_ctx.console.print("lock removed")
 
 
-def _state_store(app_ctx: AppContext, config: EdgeConfig):  # noqa: ANN202 - StateStore
+def _state_store(app_ctx: AppContext, config: EdgeConfig) -> StateStore:
     if config.target == "gcp":
-        from vertex_edge.cli import setup_gcp
-
         return setup_gcp.state_store(app_ctx, config)
-    from vertex_edge.layout import LocalLayout
-
     return LocalLayout.from_config(config, app_ctx.repo).state_store()

@@ -1,114 +1,49 @@
 """``edge.py setup --target gcp``, the gcp state store, and ``edge.py experiments dashboard`` on GKE.
 
 Google clients are built here, at the edge (:func:`connect`; tests replace it with fakes), and
-injected into :mod:`vertex_edge.gcp`.
+injected into :mod:`vertex_edge.provision.gcp`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape
 
 from vertex_edge.cli.context import AppContext
-from vertex_edge.cli.ui import confirm, print_plan, progress_callbacks
-from vertex_edge.config import EdgeConfig, write_config
+from vertex_edge.cli.ui import StepSpinner, confirm, print_plan, save_config, spinner_callbacks
+from vertex_edge.config import EdgeConfig, GcpConfig
 from vertex_edge.errors import CloudError, UsageError
-from vertex_edge.provision.base import Action, Check, PlanItem, StepResult, apply, plan
-
-if TYPE_CHECKING:
-    from vertex_edge.gcp.clients import GcpClients
-    from vertex_edge.gcp.preflight import Precheck
-    from vertex_edge.gcp.steps import GcpEnv
-    from vertex_edge.state import StateStore
+from vertex_edge.gcp.clients import GcpClients
+from vertex_edge.gcp.names import GcpNames
+from vertex_edge.gcp.object_store import state_store as gcs_state_store
+from vertex_edge.gcp.sacred import omniboard_via_port_forward
+from vertex_edge.provision.engine import Action, PlanItem, StepResult, apply_locked, plan
+from vertex_edge.provision.gcp import BEFORE_LOCK, gcp_steps
+from vertex_edge.provision.gcp.env import GcpEnv
+from vertex_edge.provision.gcp.preflight import Precheck, Status, run_prechecks
+from vertex_edge.state import StateStore
 
 DASHBOARD_PORT_ENV = "EDGE_DASHBOARD_PORT"
 
 
 def connect(config: EdgeConfig) -> GcpClients:
     """The real client bundle (:class:`CloudError` without Application Default Credentials)."""
-    from vertex_edge.gcp.clients import GcpClients
-
     gcp = _gcp(config)
     return GcpClients.connect(gcp.project, gcp.region)
 
 
-def _gcp(config: EdgeConfig):  # noqa: ANN202 - GcpConfig
+def _gcp(config: EdgeConfig) -> GcpConfig:
     if config.gcp is None:
         raise UsageError("edge.yaml has no 'gcp' section", hint="run 'python edge.py setup --target gcp --project P'")
     return config.gcp
 
 
-class StepSpinner:
-    """A spinner with elapsed time while a step runs (on a terminal); off a terminal, a line
-    at most every ``interval`` seconds while a long wait goes on."""
-
-    def __init__(self, console: Console, *, interval: float = 60.0) -> None:
-        self.console = console
-        self.interval = interval
-        self._progress: Any = None
-        self._task: Any = None
-        self._title = ""
-        self._started = 0.0
-        self._last = 0.0
-
-    def start(self, title: str) -> None:
-        self.stop()
-        self._title, self._started, self._last = title, time.monotonic(), time.monotonic()
-        if self.console.is_terminal:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                console=self.console, transient=True,
-            )  # fmt: skip
-            self._progress.start()
-            self._task = self._progress.add_task(escape(title), total=None)
-
-    def update(self, message: str) -> None:
-        text = f"{self._title}: {message}"
-        if self._progress is not None:
-            self._progress.update(self._task, description=escape(text))
-            return
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
-            self.console.print(f"  [dim]... {escape(text)} ({(now - self._started) / 60:.0f} min)[/]")
-
-    def stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-
-def spinner_callbacks(
-    console: Console, total: int, spinner: StepSpinner, title_of: Callable[[Any], str]
-) -> tuple[Callable[[Any], None], Callable[[Any], None]]:
-    on_start, on_done = progress_callbacks(console, total)
-
-    def start(item: Any) -> None:
-        on_start(item)
-        spinner.start(title_of(item))
-
-    def done(result: Any) -> None:
-        spinner.stop()
-        on_done(result)
-
-    return start, done
-
-
 def make_env(app_ctx: AppContext, config: EdgeConfig, spinner: StepSpinner | None = None) -> GcpEnv:
     """Names, clients (or the reason there are none) and the shared step state."""
-    from vertex_edge.gcp.names import GcpNames
-    from vertex_edge.gcp.steps import GcpEnv
-
-    names = GcpNames.from_config(config)
-    env = GcpEnv(names=names, clients=None, repo=app_ctx.repo)
+    env = GcpEnv(names=GcpNames.from_config(config), clients=None, repo=app_ctx.repo)
     if spinner is not None:
         env.notify = spinner.update
     try:
@@ -119,8 +54,6 @@ def make_env(app_ctx: AppContext, config: EdgeConfig, spinner: StepSpinner | Non
 
 
 def print_prechecks(console: Console, checks: Sequence[Precheck]) -> None:
-    from vertex_edge.gcp.preflight import Status
-
     style = {Status.OK: "green", Status.FAILED: "red", Status.WARNING: "yellow", Status.UNCHECKED: "magenta"}
     console.print("[bold]Pre-checks[/]")
     for c in checks:
@@ -132,21 +65,40 @@ def print_prechecks(console: Console, checks: Sequence[Precheck]) -> None:
             console.print(f"  {'':<13} [dim]hint: {escape(c.hint)}[/]")
 
 
-def _said_once(items: Sequence[PlanItem], reason: str | None) -> list[PlanItem]:
-    """The plan for display: the gate's reason, said once above it, is left out of every line."""
-    if not reason:
-        return list(items)
-    return [
-        PlanItem(i.step, Check(i.check.action, "" if i.check.detail == reason else i.check.detail, i.check.resource))
-        for i in items
-    ]
+def print_gate(console: Console, env: GcpEnv, checks: Sequence[Precheck]) -> None:
+    """Why nothing was checked, said once (pointing at the pre-check that already said it)."""
+    if not env.gate.reason:
+        return
+    source = next((c.name for c in checks if c.detail == env.gate.reason), None)
+    if source:
+        console.print(f"[magenta]not checked[/]: Google Cloud cannot be used (see '{escape(source)}' above)")
+        return
+    console.print(f"[magenta]not checked[/]: {escape(env.gate.reason)}")
+    if env.gate.hint:
+        console.print(f"  [dim]hint: {escape(env.gate.hint)}[/]")
+
+
+def refuse_unless_ready(env: GcpEnv, checks: Sequence[Precheck], items: Sequence[PlanItem]) -> None:
+    """:class:`CloudError` (nothing changed yet) when Google is unreachable, a pre-check failed
+    or a resource could not be checked."""
+    if env.gate.reason:
+        raise CloudError(f"nothing was changed: {env.gate.reason}", hint=env.gate.hint)
+    failed = [c for c in checks if c.status is Status.FAILED]
+    if failed:
+        raise CloudError(
+            "pre-checks failed, nothing was changed:\n" + "\n".join(f"  - {c.name}: {c.detail}" for c in failed),
+            hint=next((c.hint for c in failed if c.hint), None),
+        )
+    unknown = [i for i in items if i.check.action is Action.UNKNOWN]
+    if unknown:
+        raise CloudError(
+            "cannot go on, nothing was changed:\n"
+            + "\n".join(f"  - {i.step.title}: {i.check.why or i.check.detail}" for i in unknown)
+        )
 
 
 def run(app_ctx: AppContext, config: EdgeConfig, *, config_action: Action, yes: bool, dry_run: bool) -> None:
     """Pre-checks, the plan, confirmation, then every step in order under the state lock."""
-    from vertex_edge.gcp.preflight import Status, run_prechecks
-    from vertex_edge.gcp.steps import BEFORE_LOCK, gcp_steps, state_store
-
     console = app_ctx.console
     spinner = StepSpinner(console)
     env = make_env(app_ctx, config, spinner)
@@ -156,52 +108,18 @@ def run(app_ctx: AppContext, config: EdgeConfig, *, config_action: Action, yes: 
         checks = run_prechecks(env, need_tools=names.sacred)
         items = plan(gcp_steps(env))
         print_prechecks(console, checks)
-        print_plan(
-            console,
-            f"Plan for target 'gcp' (project {names.project}, region {names.region})",
-            _said_once(items, env.gate.reason),
-            config_action,
-            app_ctx.config_path,
-        )
-        if env.gate.reason:
-            source = next((c.name for c in checks if c.detail == env.gate.reason), None)
-            if source:  # the pre-check already said why
-                console.print(f"[magenta]not checked[/]: Google Cloud cannot be used (see '{escape(source)}' above)")
-            else:
-                console.print(f"[magenta]not checked[/]: {escape(env.gate.reason)}")
-                if env.gate.hint:
-                    console.print(f"  [dim]hint: {escape(env.gate.hint)}[/]")
+        title = f"Plan for target 'gcp' (project {names.project}, region {names.region})"
+        print_plan(console, title, items, config_action, app_ctx.config_path, said=env.gate.reason)
+        print_gate(console, env, checks)
         if dry_run:
             console.print("dry run: nothing was changed")
             return
-        if env.gate.reason:
-            raise CloudError(f"nothing was changed: {env.gate.reason}", hint=env.gate.hint)
-        failed = [c for c in checks if c.status is Status.FAILED]
-        if failed:
-            raise CloudError(
-                "pre-checks failed, nothing was changed:\n" + "\n".join(f"  - {c.name}: {c.detail}" for c in failed),
-                hint=next((c.hint for c in failed if c.hint), None),
-            )
-        unknown = [i for i in items if i.check.action is Action.UNKNOWN]
-        if unknown:
-            raise CloudError(
-                "cannot go on, nothing was changed:\n"
-                + "\n".join(f"  - {i.step.title}: {i.check.detail}" for i in unknown)
-            )
+        refuse_unless_ready(env, checks, items)
         changes = [i for i in items if i.check.action in (Action.CREATE, Action.UPDATE)]
         if changes:
-            confirm(
-                app_ctx,
-                f"Create or update {len(changes)} resource(s) in project {names.project}? They are billed to it.",
-                yes=yes,
-            )
-        if config_action is not Action.KEEP:
-            write_config(config, app_ctx.config_path)
-        verb = {Action.CREATE: "created", Action.UPDATE: "updated", Action.KEEP: "already present"}[config_action]
-        console.print(f"edge.yaml  {verb}")
-
-        store = state_store(env.clients, names)
-        split = max(i for i, item in enumerate(items) if item.step.key in BEFORE_LOCK) + 1
+            question = f"Create or update {len(changes)} resource(s) in project {names.project}? They are billed to it."
+            confirm(app_ctx, question, yes=yes)
+        save_config(app_ctx, config, config_action)
         on_start, on_done = spinner_callbacks(console, len(items), spinner, lambda item: item.step.title)
 
         def started(item: PlanItem) -> None:
@@ -209,9 +127,11 @@ def run(app_ctx: AppContext, config: EdgeConfig, *, config_action: Action, yes: 
             current = item.step.title
             on_start(item)
 
-        report = apply(items[:split], on_start=started, on_done=on_done)
-        with store.lock("edge.py setup --target gcp"):
-            report.results += apply(items[split:], on_start=started, on_done=on_done).results
+        before_lock = max(i for i, item in enumerate(items) if item.step.key in BEFORE_LOCK) + 1
+        report = apply_locked(
+            items, gcs_state_store(env.clients, names), before_lock=before_lock,
+            command="edge.py setup --target gcp", on_start=started, on_done=on_done,
+        )  # fmt: skip
         _summary(app_ctx, env, report.results, config_action)
     except KeyboardInterrupt:
         spinner.stop()
@@ -241,17 +161,11 @@ def _summary(app_ctx: AppContext, env: GcpEnv, results: Sequence[StepResult], co
 
 def state_store(app_ctx: AppContext, config: EdgeConfig) -> StateStore:
     """The gcp state (``gs://<bucket>/.edge/state.yaml``) and its lock, e.g. for ``force-unlock``."""
-    from vertex_edge.gcp.names import GcpNames
-    from vertex_edge.gcp.steps import state_store as gcs_state_store
-
     return gcs_state_store(connect(config), GcpNames.from_config(config))
 
 
 def dashboard(app_ctx: AppContext, config: EdgeConfig) -> None:
     """Port-forward to Omniboard in the cluster, print the local URL, hold it open until Ctrl-C."""
-    from vertex_edge.gcp.names import GcpNames
-    from vertex_edge.gcp.sacred import omniboard_via_port_forward
-
     names = GcpNames.from_config(config)
     if not names.sacred:
         app_ctx.console.print(
@@ -275,13 +189,3 @@ def dashboard(app_ctx: AppContext, config: EdgeConfig) -> None:
             app_ctx.console.print("port-forward closed")
             return
     raise CloudError("the port-forward to Omniboard stopped", hint="run 'python edge.py experiments dashboard' again")
-
-
-@contextlib.contextmanager
-def tracking_url(config: EdgeConfig) -> Iterator[str]:
-    """For training on the gcp target: a MongoDB URL (with the password from Secret Manager)
-    through a port-forward that closes when the ``with`` block ends. Never print it."""
-    from vertex_edge.gcp.sacred import mongo_url_via_port_forward
-
-    with mongo_url_via_port_forward(config, connect(config)) as url:
-        yield url

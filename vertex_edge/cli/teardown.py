@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from vertex_edge.cli.context import AppContext
-from vertex_edge.cli.setup_gcp import StepSpinner, make_env
-from vertex_edge.cli.ui import confirm
+from vertex_edge.cli.setup_gcp import make_env
+from vertex_edge.cli.ui import StepSpinner, confirm, plan_line
 from vertex_edge.errors import CloudError, UsageError
+from vertex_edge.provision.gcp import teardown_items
+from vertex_edge.provision.gcp.env import GcpEnv
+from vertex_edge.provision.gcp.preflight import check_credentials
+from vertex_edge.provision.gcp.resource import Verdict
+from vertex_edge.provision.gcp.state import StateRecorder
+from vertex_edge.provision.gcp.teardown import Planned, plan_teardown, run_teardown
 
-if TYPE_CHECKING:
-    from vertex_edge.gcp.teardown import Planned
+_STYLE = {Verdict.DELETE: "red", Verdict.KEEP: "yellow", Verdict.ABSENT: "dim", Verdict.UNKNOWN: "magenta"}
 
 
 def register(app: typer.Typer) -> None:
@@ -40,8 +45,6 @@ def teardown(
     """Delete the gcp target's resources in reverse order: endpoint (its deployed models first),
     GKE cluster, Artifact Registry repository; with --delete-data also the bucket, the MongoDB
     volume and password. Says what keeps costing money if kept."""
-    from vertex_edge.gcp.teardown import StateRecorder, Verdict, plan_teardown, run_teardown, teardown_items
-
     app_ctx: AppContext = ctx.obj
     config = app_ctx.config()
     if config.target != "gcp":
@@ -55,12 +58,9 @@ def teardown(
     names = env.names
     try:
         if env.clients is not None and not env.gate.reason:
-            from vertex_edge.gcp.preflight import check_credentials
-
             check_credentials(env)  # one fast call decides whether Google can be reached at all
         planned = plan_teardown(teardown_items(env, delete_data=delete_data))
-        title = f"Teardown for project {names.project} (region {names.region})"
-        _print_plan(console, title, planned, env.gate.reason, env.gate.hint)
+        _print_plan(console, f"Teardown for project {names.project} (region {names.region})", planned, env)
         _print_costs(console, planned)
         if dry_run:
             console.print("dry run: nothing was changed")
@@ -77,37 +77,8 @@ def teardown(
             f"Delete {len(acting)} resource(s) in project {names.project}? This cannot be undone.",
             yes=yes,
         )
-        recorder = StateRecorder(env)
-        bucket = next((p for p in planned if p.item.key == "bucket"), None)
-        has_bucket = bucket is not None and bucket.finding.verdict is not Verdict.ABSENT
-        total = len(acting) + len(securing)
-        counter = {"n": 0}
-
-        def on_start(entry: Planned) -> None:
-            counter["n"] += 1
-            spinner.start(entry.item.title)
-
-        def on_done(entry: Planned, seconds: float) -> None:
-            spinner.stop()
-            verb = "deleted" if entry.finding.verdict is Verdict.DELETE else "kept"
-            console.print(
-                f"[{counter['n']}/{total}] {escape(entry.item.title):<32} "
-                f"[{'red' if verb == 'deleted' else 'yellow'}]{verb}[/]  [dim]{escape(entry.finding.detail)} "
-                f"({seconds:.1f}s)[/]"
-            )
-
-        if has_bucket:
-            with recorder.store.lock("edge.py teardown"):
-                recorder.load()
-                run_teardown(planned, recorder, on_start=on_start, on_done=on_done)
-        else:
-            run_teardown(planned, recorder, on_start=on_start, on_done=on_done)
-        skipped = [p for p in planned if p.finding.verdict is Verdict.UNKNOWN]
-        for p in skipped:
-            console.print(f"[magenta]not checked, left alone[/]: {escape(p.item.title)}: {escape(p.finding.detail)}")
-        console.print("[green]teardown done[/]" + (" (re-run it to retry what was not checked)" if skipped else ""))
-        if any(p.finding.cost and p.finding.verdict is Verdict.KEEP for p in planned):
-            console.print("[dim]kept resources are listed above with what they cost[/]")
+        _carry_out(console, env, spinner, planned, total=len(acting) + len(securing))
+        _print_outcome(console, planned)
     except KeyboardInterrupt:
         spinner.stop()
         console.print("\n[yellow]interrupted[/]: run 'python edge.py teardown' again to finish")
@@ -117,17 +88,50 @@ def teardown(
         env.close()
 
 
-_STYLE = {"will delete": "red", "keep": "yellow", "absent": "dim", "not checked": "magenta"}
+def _carry_out(console: Console, env: GcpEnv, spinner: StepSpinner, planned: list[Planned], *, total: int) -> None:
+    """Run the plan, one progress line per deletion; under the state lock while the bucket (which holds it) exists."""
+    recorder = StateRecorder(env)
+    counter = {"n": 0}
+
+    def on_start(entry: Planned) -> None:
+        counter["n"] += 1
+        spinner.start(entry.item.title)
+
+    def on_done(entry: Planned, seconds: float) -> None:
+        spinner.stop()
+        verb = "deleted" if entry.finding.verdict is Verdict.DELETE else "kept"
+        console.print(
+            f"[{counter['n']}/{total}] {escape(entry.item.title):<32} "
+            f"[{'red' if verb == 'deleted' else 'yellow'}]{verb}[/]  [dim]{escape(entry.finding.detail)} "
+            f"({seconds:.1f}s)[/]"
+        )
+
+    bucket = next((p for p in planned if p.item.key == "bucket"), None)
+    if bucket is not None and bucket.finding.verdict is not Verdict.ABSENT:
+        with recorder.store.lock("edge.py teardown"):
+            recorder.load()
+            run_teardown(planned, recorder, on_start=on_start, on_done=on_done)
+    else:
+        run_teardown(planned, recorder, on_start=on_start, on_done=on_done)
 
 
-def _print_plan(
-    console: Console, title: str, planned: Sequence[Planned], reason: str | None, hint: str | None
-) -> None:
+def _print_outcome(console: Console, planned: Sequence[Planned]) -> None:
+    skipped = [p for p in planned if p.finding.verdict is Verdict.UNKNOWN]
+    for p in skipped:
+        why = p.finding.why or p.finding.detail
+        console.print(f"[magenta]not checked, left alone[/]: {escape(p.item.title)}: {escape(why)}")
+    console.print("[green]teardown done[/]" + (" (re-run it to retry what was not checked)" if skipped else ""))
+    if any(p.finding.cost and p.finding.verdict is Verdict.KEEP for p in planned):
+        console.print("[dim]kept resources are listed above with what they cost[/]")
+
+
+def _print_plan(console: Console, title: str, planned: Sequence[Planned], env: GcpEnv) -> None:
+    reason, hint = env.gate.reason, env.gate.hint
     console.print(f"[bold]{escape(title)}[/]")
     for p in planned:
-        verdict = p.finding.verdict.value
-        detail = "" if reason and p.finding.detail == reason else p.finding.detail
-        console.print(f"  [{_STYLE[verdict]}]{verdict:<13}[/] {escape(p.item.title)}  [dim]{escape(detail)}[/]")
+        verdict = p.finding.verdict
+        why = "" if p.finding.why == reason else p.finding.why
+        plan_line(console, verdict.value, _STYLE[verdict], p.item.title, p.finding.detail, why)
     console.print("  [dim]APIs stay enabled (enabling costs nothing by itself)[/]")
     if reason:
         console.print(f"[magenta]not checked[/]: {escape(reason)}")
@@ -136,7 +140,7 @@ def _print_plan(
 
 
 def _print_costs(console: Console, planned: Sequence[Planned]) -> None:
-    costs = [p.finding.cost for p in planned if p.finding.cost and p.finding.verdict.value == "keep"]
+    costs = [p.finding.cost for p in planned if p.finding.cost and p.finding.verdict is Verdict.KEEP]
     if costs:
         console.print("[bold]Kept, and still billed:[/]")
         for cost in costs:

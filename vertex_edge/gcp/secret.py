@@ -34,7 +34,7 @@ def secret_request(names: GcpNames) -> dict[str, Any]:
 
 
 def version_request(names: GcpNames, password: str) -> dict[str, Any]:
-    import google_crc32c
+    import google_crc32c  # deferred: only setup stores a password; no Google module at import time
 
     data = password.encode("utf-8")
     return {"parent": names.secret_path, "payload": {"data": data, "data_crc32c": google_crc32c.value(data)}}

@@ -1,5 +1,6 @@
-"""The local target: a storage root, the DVC default remote, the experiment store, the
-model registry and the state file - all on this machine."""
+"""The local target's steps: a storage root, the DVC default remote, the experiment store, the
+model registry and the state file (:mod:`~vertex_edge.provision.state_file`) - all on this
+machine, at the paths :class:`~vertex_edge.layout.LocalLayout` derives."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 from vertex_edge import dvc
 from vertex_edge.config import EdgeConfig
 from vertex_edge.layout import LocalLayout
-from vertex_edge.provision.base import Action, Check, Step
-from vertex_edge.state import Resource, State, StateStore
+from vertex_edge.provision.engine import Action, Check, Step
+from vertex_edge.provision.state_file import StateFileStep
+from vertex_edge.state import Resource
 
 DVC_REMOTE_NAME = "edge-local"
 
@@ -83,48 +85,6 @@ class DvcRemoteStep:
         Path(self.url).mkdir(parents=True, exist_ok=True)
         dvc.set_remote(self.repo, self.name, self.url, level="local", default=True)
         return self.expected()
-
-
-@dataclass
-class StateFileStep:
-    """Records what exists. Written last, and only when it would change."""
-
-    store: StateStore
-    target: str
-    steps: list[Step]
-    key: str = "state"
-    title: str = "state file"
-
-    @property
-    def resources(self) -> dict[str, Resource]:
-        return {s.key: s.expected() for s in self.steps}
-
-    def expected(self) -> Resource:
-        return Resource(kind="state", name="state", location=self.store.location)
-
-    def check(self) -> Check:
-        state, _ = self.store.load()
-        if state is None:
-            return Check(Action.CREATE, self.store.location)
-        if _comparable(state.resources) != _comparable(self.resources) or state.target != self.target:
-            return Check(Action.UPDATE, self.store.location)
-        return Check(Action.KEEP, self.store.location, self.expected())
-
-    def apply(self, check: Check) -> Resource:
-        state, generation = self.store.load()
-        new = State(target=self.target, resources=dict(self.resources))
-        if state is not None:
-            # keep creation times of resources that already existed
-            for key, res in new.resources.items():
-                old = state.resources.get(key)
-                if old is not None and _comparable({key: old}) == _comparable({key: res}):
-                    new.resources[key] = old
-        self.store.save(new, generation)
-        return self.expected()
-
-
-def _comparable(resources: dict[str, Resource]) -> dict[str, tuple[str, str, str]]:
-    return {k: (r.kind, r.name, r.location) for k, r in resources.items()}
 
 
 def local_steps(config: EdgeConfig, repo: Path) -> list[Step]:

@@ -13,35 +13,15 @@ from rich.console import Console
 
 from tests.gcp.conftest import PASSWORD, gcp_config
 from tests.gcp.fakes import PROJECT, REGION, FakeCloud, FakeDvc, FakeKube
+from tests.provision.gcp.helpers import BUCKET, LOC, run_setup
 from vertex_edge.cli import setup_gcp
 from vertex_edge.cli.context import AppContext
 from vertex_edge.config import EdgeConfig
 from vertex_edge.errors import CloudError, LockHeldError
 from vertex_edge.gcp.names import REQUIRED_APIS
-from vertex_edge.gcp.steps import GcpEnv
-from vertex_edge.provision.base import Action
+from vertex_edge.provision.engine import Action
 
-LOC = f"projects/{PROJECT}/locations/{REGION}"
-BUCKET = f"{PROJECT}-edge"
 LABELS = {"managed-by": "vertex-edge"}
-
-
-def run_setup(
-    env: GcpEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, dry_run: bool = False,
-    config: EdgeConfig | None = None, config_action: Action = Action.KEEP,
-) -> str:  # fmt: skip
-    """setup_gcp.run on ``env``; returns what it printed."""
-    out = io.StringIO()
-    app_ctx = AppContext(
-        repo=tmp_path, config_path=tmp_path / "edge.yaml", console=Console(file=out, width=200, highlight=False)
-    )
-    monkeypatch.setattr(setup_gcp, "make_env", lambda *a, **k: env)
-    monkeypatch.setattr("vertex_edge.proc.which", lambda tool: f"/usr/bin/{tool}")
-    try:
-        setup_gcp.run(app_ctx, config or gcp_config(), config_action=config_action, yes=True, dry_run=dry_run)
-    finally:
-        env._kube = None  # each run opens its own kubeconfig, like the CLI
-    return out.getvalue()
 
 
 def mutations(cloud: FakeCloud) -> list[tuple[str, str, dict[str, Any]]]:

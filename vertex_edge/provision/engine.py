@@ -1,8 +1,9 @@
 """The provisioning engine shared by the local and gcp targets.
 
 A :class:`Step` checks one resource and creates or updates it. :func:`plan` checks every
-step without changing anything; :func:`apply` runs the plan in order, reporting each step
-through a callback (the CLI prints one progress line per step).
+step without changing anything; :func:`apply` runs the plan in order, re-checking each step
+that was not there (so a re-run after a failure resumes), and reports each step through a
+callback (the CLI prints one progress line per step).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from vertex_edge.errors import EdgeError
-from vertex_edge.state import Resource
+from vertex_edge.state import Resource, StateStore
 
 
 class Action(enum.StrEnum):
@@ -35,8 +36,9 @@ class Action(enum.StrEnum):
 @dataclass
 class Check:
     action: Action
-    detail: str = ""
+    detail: str = ""  # the resource's full name and key settings, or what changes
     resource: Resource | None = None  # what exists now, when action is KEEP
+    why: str = ""  # why it could not be checked (action UNKNOWN), when ``detail`` does not say it
 
 
 class Step(Protocol):
@@ -98,7 +100,7 @@ def apply(
         if recheck and check.action is not Action.KEEP:
             check = item.step.check()
         if check.action is Action.UNKNOWN:
-            raise EdgeError(f"{item.step.title}: cannot be checked: {check.detail}")
+            raise EdgeError(f"{item.step.title}: cannot be checked: {check.why or check.detail}")
         if check.action is Action.KEEP:
             resource = check.resource
         else:
@@ -107,4 +109,21 @@ def apply(
         report.results.append(result)
         if on_done:
             on_done(result)
+    return report
+
+
+def apply_locked(
+    items: Sequence[PlanItem],
+    store: StateStore,
+    *,
+    before_lock: int,
+    command: str,
+    on_start: Callable[[PlanItem], None] | None = None,
+    on_done: Callable[[StepResult], None] | None = None,
+) -> Report:
+    """Apply the first ``before_lock`` items (what holds the lock: the storage root, the bucket),
+    then the rest under the state lock - the one order both targets use."""
+    report = apply(items[:before_lock], on_start=on_start, on_done=on_done)
+    with store.lock(command):
+        report.results += apply(items[before_lock:], on_start=on_start, on_done=on_done).results
     return report

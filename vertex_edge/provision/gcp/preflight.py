@@ -4,7 +4,8 @@ Application Default Credentials present and usable; project exists and is access
 enabled; region supported by Vertex AI; ``kubectl`` and ``helm`` present (only when the steps
 that need them will run). The first call that reaches Google (refreshing the token, with a
 short timeout) decides whether Google is reachable at all: if not, the gate closes and every
-later check and step is "not checked", with the reason said once.
+later check and step is "not checked", with the reason said once. Each call goes through
+:func:`~vertex_edge.provision.gcp.env.guarded` (the one classifier).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import enum
 from dataclasses import dataclass
 
 from vertex_edge import proc
-from vertex_edge.gcp.errors import classify
 from vertex_edge.gcp.names import VERTEX_AI_REGIONS
-from vertex_edge.gcp.steps import GcpEnv, enum_name
+from vertex_edge.provision.gcp.env import GcpEnv, Unchecked, enum_name, guarded
 
 REFRESH_TIMEOUT = 10.0
 
@@ -63,19 +63,16 @@ def run_prechecks(env: GcpEnv, *, need_tools: bool) -> list[Precheck]:
 
 
 def check_credentials(env: GcpEnv) -> Precheck:
-    """ADC usable: fetches a token with a short timeout (the first call that reaches Google)."""
+    """ADC usable: fetches a token with a short timeout (the first call that reaches Google).
+    Any failure closes the gate: nothing else is tried."""
     name = "Application Default Credentials"
     if env.gate.reason:
         return Precheck(name, Status.FAILED, env.gate.reason, env.gate.hint)
     clients = env.gcp
-    try:
-        clients.refresh(timeout=REFRESH_TIMEOUT)
-    except Exception as exc:  # noqa: BLE001 - classified below, re-raised if unknown
-        problem = classify(exc)
-        if problem is None:
-            raise
-        env.gate.block(problem.message, problem.hint)
-        return Precheck(name, Status.FAILED, problem.message, problem.hint)
+    refreshed = guarded(env, name, lambda: clients.refresh(timeout=REFRESH_TIMEOUT))
+    if isinstance(refreshed, Unchecked):
+        env.gate.block(refreshed.reason, refreshed.hint)
+        return Precheck(name, Status.FAILED, refreshed.reason, refreshed.hint)
     credentials = clients.credentials
     who = getattr(credentials, "service_account_email", None) or getattr(credentials, "account", None) or ""
     if not who or who == "default":
@@ -88,17 +85,14 @@ def _project(env: GcpEnv) -> Precheck:
     name = f"project {env.names.project}"
     if env.gate.reason:
         return Precheck(name, Status.UNCHECKED)
-    try:
-        project = env.gcp.projects.get_project(request={"name": env.names.project_path}, timeout=env.call_timeout)
-    except Exception as exc:  # noqa: BLE001 - classified below, re-raised if unknown
-        problem = classify(exc)
-        if problem is None:
-            raise
-        if problem.blocks_everything:
-            env.gate.block(problem.message, problem.hint)
-            return Precheck(name, Status.FAILED, problem.message, problem.hint)
-        if problem.kind == "disabled":
-            return Precheck(name, Status.WARNING, f"not verified: {problem.message} in your quota project")
+    project = guarded(
+        env, name, lambda: env.gcp.projects.get_project(request={"name": env.names.project_path}, timeout=env.call_timeout)
+    )
+    if isinstance(project, Unchecked):
+        if project.blocks_everything:
+            return Precheck(name, Status.FAILED, project.reason, project.hint)
+        if project.kind == "disabled":
+            return Precheck(name, Status.WARNING, f"not verified: {project.reason} in your quota project")
         return Precheck(
             name,
             Status.FAILED,
@@ -116,18 +110,17 @@ def _billing(env: GcpEnv) -> Precheck:
     name = "billing"
     if env.gate.reason:
         return Precheck(name, Status.UNCHECKED)
-    try:
-        info = env.gcp.billing.get_project_billing_info(
+    info = guarded(
+        env,
+        name,
+        lambda: env.gcp.billing.get_project_billing_info(
             request={"name": env.names.project_path}, timeout=env.call_timeout
-        )
-    except Exception as exc:  # noqa: BLE001 - classified below, re-raised if unknown
-        problem = classify(exc)
-        if problem is None:
-            raise
-        if problem.blocks_everything:
-            env.gate.block(problem.message, problem.hint)
-            return Precheck(name, Status.FAILED, problem.message, problem.hint)
-        return Precheck(name, Status.WARNING, f"not verified: {problem.message}")
+        ),
+    )
+    if isinstance(info, Unchecked):
+        if info.blocks_everything:
+            return Precheck(name, Status.FAILED, info.reason, info.hint)
+        return Precheck(name, Status.WARNING, f"not verified: {info.reason}")
     if not info.billing_enabled:
         return Precheck(
             name,

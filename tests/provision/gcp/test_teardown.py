@@ -13,27 +13,14 @@ import yaml
 from rich.console import Console
 
 from tests.gcp.conftest import PASSWORD, gcp_config
-from tests.gcp.fakes import PROJECT, REGION, FakeCloud, FakeDvc, FakeKube
-from tests.gcp.test_steps import run_setup
+from tests.gcp.fakes import FakeCloud, FakeDvc, FakeKube
+from tests.provision.gcp.helpers import BUCKET, LOC, run_setup, run_teardown
 from vertex_edge.cli import teardown as teardown_cli
 from vertex_edge.cli.context import AppContext
 from vertex_edge.errors import CloudError, UsageError
-from vertex_edge.gcp.steps import GcpEnv
+from vertex_edge.provision.gcp.env import GcpEnv
 
-LOC = f"projects/{PROJECT}/locations/{REGION}"
-BUCKET = f"{PROJECT}-edge"
 ENDPOINT = f"{LOC}/endpoints/900"
-
-
-def run_teardown(
-    env: GcpEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, dry_run: bool = False, delete_data: bool = False
-) -> str:
-    out = io.StringIO()
-    app_ctx = AppContext(repo=tmp_path, config_path=tmp_path / "edge.yaml", console=Console(file=out, width=200))
-    app_ctx.set_config(gcp_config())
-    monkeypatch.setattr(teardown_cli, "make_env", lambda *a, **k: env)
-    teardown_cli.teardown(SimpleNamespace(obj=app_ctx), yes=True, dry_run=dry_run, delete_data=delete_data)
-    return out.getvalue()
 
 
 @pytest.fixture
@@ -187,6 +174,16 @@ def test_teardown_without_credentials_is_not_checked_and_changes_nothing(
     out = run_teardown(env, tmp_path, monkeypatch, dry_run=True)
     assert out.count("no Application Default Credentials") == 1
     assert out.count("not checked") == 7 + 1  # 7 cloud items + the reason line (the DVC remote is local)
+    for line in (  # each named in full, though nothing could be checked
+        f"not checked   Vertex AI endpoint  fashion-mnist-endpoint in {LOC}",
+        "not checked   MongoDB volume (Sacred runs)  the volume(s) in namespace sacred of cluster edge-cluster",
+        f"not checked   MongoDB disks kept earlier  disks recorded in gs://{BUCKET}/.edge/state.yaml",
+        "not checked   GKE cluster  edge-cluster with MongoDB and Omniboard",
+        "not checked   MongoDB password  edge-cluster-mongodb-password",
+        "not checked   Artifact Registry repository  us-central1-docker.pkg.dev/demo-project-1/edge",
+        f"not checked   GCS bucket  gs://{BUCKET}",
+    ):
+        assert line in out, out
 
     with pytest.raises(CloudError, match="nothing was changed"):
         run_teardown(env, tmp_path, monkeypatch)
