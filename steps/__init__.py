@@ -10,12 +10,13 @@ import os
 import sys
 from collections.abc import Callable
 
+from vertex_edge.errors import EdgeError
+
 
 def run_step(
     parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], None], argv: list[str] | None
 ) -> int:
     """Parse ``argv`` and run ``body``; map library errors to a message and exit code."""
-    from vertex_edge.errors import EdgeError
 
     args = parser.parse_args(argv)
     try:
