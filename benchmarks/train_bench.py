@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from vertex_edge.fsutil import atomic_write_json
     from vertex_edge.gitinfo import git_info
     from vertex_edge.params import load_params
-    from vertex_edge.tracking import TrackingTarget
+    from vertex_edge.tracking.target import TrackingTarget
     from vertex_edge.training.run import LocalBackend, TrainOutputs, run_training
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

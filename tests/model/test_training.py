@@ -66,7 +66,8 @@ def test_split_is_seeded_and_honours_subset() -> None:
 @pytest.mark.slow
 def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path: Path) -> None:
     from vertex_edge.gitinfo import GitInfo
-    from vertex_edge.tracking import FileExperimentStore, TrackingTarget, summarize
+    from vertex_edge.tracking.runs import FileExperimentStore, summarize
+    from vertex_edge.tracking.target import TrackingTarget
     from vertex_edge.training.run import LocalBackend, TrainOutputs, run_training
 
     outputs = TrainOutputs(

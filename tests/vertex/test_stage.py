@@ -14,7 +14,7 @@ from tests.vertex.conftest import TINY_PARAMS
 from vertex_edge.artifact import ModelCard
 from vertex_edge.config import parse_config
 from vertex_edge.params import load_params
-from vertex_edge.tracking import TrackingTarget
+from vertex_edge.tracking.target import TrackingTarget
 from vertex_edge.training.run import TrainOutputs, run_training
 from vertex_edge.vertex.backend import VertexBackend, VertexOptions, data_digest, plan_job
 from vertex_edge.vertex.local_jobs import LocalJobs

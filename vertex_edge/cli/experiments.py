@@ -15,7 +15,8 @@ from vertex_edge.cli.context import AppContext
 from vertex_edge.errors import UsageError
 from vertex_edge.gcp.sacred import tracking_environment
 from vertex_edge.layout import LocalLayout
-from vertex_edge.tracking import FileExperimentStore, MongoExperimentStore, connect_mongo, resolve_tracking, summarize
+from vertex_edge.tracking.runs import FileExperimentStore, MongoExperimentStore, summarize
+from vertex_edge.tracking.target import connect_mongo, resolve_tracking
 
 exp_app = typer.Typer(help="Experiment tracking (Sacred runs).", no_args_is_help=True)
 

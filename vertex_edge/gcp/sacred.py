@@ -18,7 +18,7 @@ from vertex_edge.gcp.clients import GcpClients
 from vertex_edge.gcp.kube import Forward, KubeRunner, not_found, stderr_tail
 from vertex_edge.gcp.names import GcpNames
 from vertex_edge.gcp.secret import read_password
-from vertex_edge.tracking import MONGO_ENV, OFFLINE_ENV, truthy
+from vertex_edge.tracking.target import MONGO_ENV, OFFLINE_ENV, truthy
 
 
 def mongo_url(user: str, password: str, port: int, *, db: str = "sacred") -> str:

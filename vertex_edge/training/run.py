@@ -30,7 +30,7 @@ from vertex_edge.data.prepare import PreparedMeta, load_meta, load_npz
 from vertex_edge.fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from vertex_edge.gitinfo import GitInfo, git_info
 from vertex_edge.params import TrainParams
-from vertex_edge.tracking import TrackingTarget, connect_mongo, make_observers
+from vertex_edge.tracking.target import TrackingTarget, connect_mongo, make_observers
 from vertex_edge.training.export import save_model
 from vertex_edge.training.fit import train
 

@@ -22,7 +22,7 @@ from vertex_edge.gcp.sacred import tracking_environment
 from vertex_edge.gitinfo import git_info
 from vertex_edge.layout import LocalLayout
 from vertex_edge.params import load_params
-from vertex_edge.tracking import resolve_tracking
+from vertex_edge.tracking.target import resolve_tracking
 from vertex_edge.training.run import Echo, LocalBackend, TrainingBackend, TrainOutputs, run_training
 from vertex_edge.vertex.backend import VertexOptions, make_vertex_backend
 

@@ -33,7 +33,7 @@ from vertex_edge.gcp.files import Files, is_gcs, join, split_gcs
 from vertex_edge.gitinfo import git_info
 from vertex_edge.layout import LocalLayout
 from vertex_edge.params import TrainParams, load_params
-from vertex_edge.tracking import MONGO_ENV
+from vertex_edge.tracking.target import MONGO_ENV
 from vertex_edge.training.run import EpochSink, Trained
 from vertex_edge.vertex.job import (
     DATA_FILES,

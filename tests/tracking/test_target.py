@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 from vertex_edge.errors import TrackingError
-from vertex_edge.tracking import (
-    MongoExperimentStore,
-    TrackingTarget,
-    connect_mongo,
-    make_observers,
-    resolve_tracking,
-)
+from vertex_edge.tracking.runs import MongoExperimentStore
+from vertex_edge.tracking.target import TrackingTarget, connect_mongo, make_observers, resolve_tracking
 
 
 def _resolve(env: dict[str, str], **kw) -> TrackingTarget:  # noqa: ANN003
