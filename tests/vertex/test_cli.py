@@ -58,6 +58,25 @@ def test_vertex_dry_run_prints_the_custom_job_spec_without_credentials(
     assert not (project / "vertex_job.json").exists() and not (project / "models").exists()
 
 
+def test_vertex_dry_run_from_a_fresh_checkout_with_project_flag(
+    edge: Callable[..., tuple[int, str, str]], project: Path, no_credentials: None
+) -> None:
+    """No edge.yaml, no gcp section, no prepared data: --project is enough to see the CustomJob."""
+    assert not (project / "edge.yaml").exists()
+    code, out, err = edge("train", "--backend", "vertex", "--dry-run", "--project", "demo-proj-42", "--region", "europe-west1")
+    assert code == 0, err
+    spec = json.loads(out)
+    assert spec["project"] == "demo-proj-42" and spec["location"] == "europe-west1"
+    image = spec["custom_job"]["job_spec"]["worker_pool_specs"][0]["container_spec"]["image_uri"]
+    assert image.startswith("europe-west1-docker.pkg.dev/demo-proj-42/edge/trainer:")
+    assert not (project / "edge.yaml").exists()  # the flag plans; it writes no config
+
+
+def test_project_flag_only_plans_vertex_jobs(edge: Callable[..., tuple[int, str, str]]) -> None:
+    code, _, err = edge("train", "--project", "demo-proj-42")
+    assert code == 2 and "--backend vertex --dry-run" in err
+
+
 def test_dry_run_without_gcp_config_says_what_to_do(edge: Callable[..., tuple[int, str, str]], project: Path) -> None:
     (project / "edge.yaml").write_text(yaml.safe_dump({"target": "local"}))
     code, out, err = edge("train", "--backend", "vertex", "--dry-run")
