@@ -4,8 +4,11 @@ No traceback is shown for a user error."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -13,6 +16,23 @@ from rich.markup import escape
 from typer.exceptions import TyperException
 
 from vertex_edge.errors import EdgeError
+
+#: the options both command lines take, spelled once
+RepoOption = Annotated[
+    Optional[Path], typer.Option("--repo", envvar="EDGE_REPO", help="Repository root (default: the current folder).")
+]
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", envvar="EDGE_CONFIG", help="Path to edge.yaml (default: <repo>/edge.yaml)."),
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")]
+
+
+def configure_logging(verbose: bool) -> None:
+    """Library logs on stderr: warnings, or everything with ``--verbose``."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def new_app(name: str, **settings: object) -> typer.Typer:

@@ -6,7 +6,6 @@ Reads ``edge.yaml`` and picks the deployer by its ``target``. Exit codes as for 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from vertex_edge.cli.app import new_app, run_command
+from vertex_edge.cli.app import ConfigOption, RepoOption, VerboseOption, configure_logging, new_app, run_command
 from vertex_edge.cli.context import AppContext
 from vertex_edge.cli.ui import confirm
 from vertex_edge.deploy.candidate import (
@@ -32,14 +31,8 @@ app = new_app("deploy-vertex.py")
 
 @app.command()
 def deploy(
-    repo: Annotated[
-        Optional[Path],
-        typer.Option("--repo", envvar="EDGE_REPO", help="Repository root (default: the current folder)."),
-    ] = None,
-    config: Annotated[
-        Optional[Path],
-        typer.Option("--config", envvar="EDGE_CONFIG", help="Path to edge.yaml (default: <repo>/edge.yaml)."),
-    ] = None,
+    repo: RepoOption = None,
+    config: ConfigOption = None,
     model_dir: Annotated[
         Path, typer.Option("--model-dir", help="The trained model folder (model.onnx, model.keras, model_card.json).")
     ] = DEFAULT_MODEL_DIR,
@@ -67,7 +60,7 @@ def deploy(
         typer.Option("--traffic", min=1, max=100, help="gcp target: the new version's share of the traffic (canary)."),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", envvar="EDGE_YES", help="Do not ask for confirmation.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Register the trained model as a new version in the target's model registry (refused
     below the quality gate unless --force), then send the endpoint's traffic to it.
@@ -76,9 +69,7 @@ def deploy(
     'python edge.py serve' serves the deployed version; a running server picks up a new
     deployment by itself. --rollback returns to the previous version; --dry-run changes nothing.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(verbose)
     app_ctx = AppContext.create(repo, config)
     if rollback and version is not None:
         raise UsageError("--rollback and --version cannot be combined: pick one")

@@ -8,15 +8,12 @@ Library code raises typed :class:`~vertex_edge.errors.EdgeError`; only :func:`ma
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
 
 from vertex_edge.cli import data, experiments, serve, setup, teardown, train, webapp
-from vertex_edge.cli.app import new_app, run_command
+from vertex_edge.cli.app import ConfigOption, RepoOption, VerboseOption, configure_logging, new_app, run_command
 from vertex_edge.cli.context import AppContext
 
 app = new_app(
@@ -30,22 +27,8 @@ app = new_app(
 
 
 @app.callback()
-def _root(
-    ctx: typer.Context,
-    repo: Annotated[
-        Optional[Path],
-        typer.Option("--repo", envvar="EDGE_REPO", help="Repository root (default: the current folder)."),
-    ] = None,
-    config: Annotated[
-        Optional[Path],
-        typer.Option("--config", envvar="EDGE_CONFIG", help="Path to edge.yaml (default: <repo>/edge.yaml)."),
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")] = False,
-) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+def _root(ctx: typer.Context, repo: RepoOption = None, config: ConfigOption = None, verbose: VerboseOption = False) -> None:
+    configure_logging(verbose)
     ctx.obj = AppContext.create(repo, config)
 
 

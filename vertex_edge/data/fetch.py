@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from vertex_edge.data.manifest import DataFile, DatasetManifest
 from vertex_edge.errors import ChecksumError, DataError, DownloadError
@@ -33,6 +33,16 @@ class Fetcher(Protocol):
         """Write the resource at ``url`` to ``dest`` or raise :class:`DownloadError`."""
 
 
+def copy_stream(src: BinaryIO, out: BinaryIO, *, total: int | None, progress: Progress | None, chunk: int = 1 << 16) -> None:
+    """Copy ``src`` to ``out`` in chunks, reporting (bytes so far, total) after each."""
+    done = 0
+    while block := src.read(chunk):
+        out.write(block)
+        done += len(block)
+        if progress:
+            progress(done, total)
+
+
 def http_fetch(url: str, dest: Path, progress: Progress | None = None, *, timeout: float = 60.0) -> None:
     """Download ``url`` to ``dest`` with the standard library (no extra dependency)."""
     import urllib.error
@@ -44,16 +54,7 @@ def http_fetch(url: str, dest: Path, progress: Progress | None = None, *, timeou
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:  # noqa: S310 - scheme checked
             total = resp.headers.get("Content-Length")
-            total_i = int(total) if total and total.isdigit() else None
-            done = 0
-            while True:
-                chunk = resp.read(1 << 16)
-                if not chunk:
-                    break
-                out.write(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total_i)
+            copy_stream(resp, out, total=int(total) if total and total.isdigit() else None, progress=progress)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DownloadError(f"cannot download {url}: {reason}") from None
@@ -192,16 +193,8 @@ def _fetch_one(
 
 def _copy(source: Path, dest: Path, progress: Progress | None) -> None:
     total = source.stat().st_size
-    done = 0
     with open(source, "rb") as src, open(dest, "wb") as out:
-        while True:
-            chunk = src.read(1 << 20)
-            if not chunk:
-                break
-            out.write(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
+        copy_stream(src, out, total=total, progress=progress)
 
 
 def dvc_tracked_md5(dvc_file: Path) -> str | None:
