@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -36,6 +37,55 @@ class Ticket:
 
     def __init__(self) -> None:
         self.open = True
+
+
+class ModelThread:
+    """The one thread that runs model calls, fed by the event loop.
+
+    Cheaper per call than ``loop.run_in_executor``: a queue put on the way in, one
+    ``call_soon_threadsafe`` on the way back, no ``concurrent.futures`` bookkeeping.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, name: str = "edge-model") -> None:
+        self._loop = loop
+        self._jobs: queue.SimpleQueue[tuple[asyncio.Future, Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """Start ``fn(*args)`` in the thread; await the returned future for its result."""
+        future = self._loop.create_future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        """Finish the call in progress (if any), then end the thread."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            try:
+                outcome: tuple[Callable[..., None], Any] = (_set_result, fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                outcome = (_set_exception, exc)
+            try:
+                self._loop.call_soon_threadsafe(outcome[0], future, outcome[1])
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                return
+
+
+def _set_result(future: asyncio.Future, value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _set_exception(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 @dataclass
@@ -68,13 +118,13 @@ class MicroBatcher(Generic[M]):
         self._incoming = 0
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: ModelThread | None = None
         self.batches = 0
         self.images = 0
 
     async def start(self) -> None:
         self._arrived = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-model")
+        self._thread = ModelThread(asyncio.get_running_loop())
         self._task = asyncio.create_task(self._worker(), name="edge-batcher")
 
     async def stop(self) -> None:
@@ -87,9 +137,9 @@ class MicroBatcher(Generic[M]):
             item = self._pending.popleft()
             if not item.future.done():
                 item.future.set_exception(RuntimeError("the server is shutting down"))
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
 
     @contextlib.contextmanager
     def incoming(self) -> Iterator[Ticket]:
@@ -161,7 +211,7 @@ class MicroBatcher(Generic[M]):
         return np.concatenate([self._run(model, batch[i : i + step]) for i in range(0, len(batch), step)])
 
     async def _worker(self) -> None:
-        loop = asyncio.get_running_loop()
+        assert self._thread is not None
         while True:
             items = await self._collect()
             items = [i for i in items if not i.future.done()]  # the client went away
@@ -170,7 +220,7 @@ class MicroBatcher(Generic[M]):
             batch = items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])
             model = self._get_model()
             try:
-                probs = await loop.run_in_executor(self._executor, self._run_bounded, model, batch)
+                probs = await self._thread.run(self._run_bounded, model, batch)
             except asyncio.CancelledError:
                 for item in items:
                     if not item.future.done():
