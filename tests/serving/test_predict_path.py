@@ -1,0 +1,89 @@
+"""The predict route is answered before FastAPI (vertex_edge.serving.app.Predictor): same answers
+from the byte-level path and the JSON path, FastAPI still answers everything else, a failing
+model call is a logged 500 with the documented body."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.serving.tiny_model import bar_image, write_model_dir
+from vertex_edge.serving.app import create_app
+from vertex_edge.serving.batching import ModelThread
+from vertex_edge.serving.settings import ServerSettings
+
+
+@pytest.fixture
+def client(tmp_path: Path):
+    folder = write_model_dir(tmp_path / "model")
+    app = create_app(ServerSettings(storage_uri=str(folder), max_instances=8))
+    with TestClient(app) as http:
+        deadline = time.monotonic() + 30
+        while http.get("/health").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        yield http
+
+
+def test_integer_lists_and_other_json_get_the_same_answer(client: TestClient) -> None:
+    images = [bar_image(k).astype(int).tolist() for k in (3, 7)]
+    compact = json.dumps({"instances": images}, separators=(",", ":"))  # read from the bytes
+    floats = json.dumps({"instances": [[[float(v) for v in row] for row in img] for img in images]})  # JSON path
+    flat = json.dumps({"instances": [np.asarray(img).reshape(-1).tolist() for img in images], "parameters": {}})
+    answers = [
+        client.post("/predict", content=body, headers={"content-type": "application/json"})
+        for body in (compact, floats, flat)
+    ]
+    assert [r.status_code for r in answers] == [200, 200, 200]
+    assert answers[0].content == answers[1].content == answers[2].content
+    assert [p["class_id"] for p in answers[0].json()["predictions"]] == [3, 7]
+    assert answers[0].headers["content-type"] == "application/json"
+    assert int(answers[0].headers["content-length"]) == len(answers[0].content)
+
+
+def test_fastapi_still_answers_the_other_routes_and_methods(client: TestClient) -> None:
+    assert client.get("/predict").status_code == 405
+    assert client.get("/nowhere").status_code == 404
+    assert client.post("/predict/", json={"instances": [bar_image(1).tolist()]}).status_code in (200, 307, 404)
+    spec = client.get("/openapi.json").json()
+    assert "/predict" in spec["paths"] and "post" in spec["paths"]["/predict"]
+    assert set(spec["paths"]["/predict"]["post"]["responses"]) >= {"200", "400", "413", "415", "503"}
+
+
+def test_a_failing_model_call_is_a_logged_500(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        version, labels = "broken", ("a", "b")
+
+        def predict(self, batch: np.ndarray) -> np.ndarray:
+            raise RuntimeError("the model fell over")
+
+    client.app.state.serving.model = Broken()
+    with caplog.at_level(logging.ERROR):
+        r = client.post("/predict", json={"instances": [bar_image(1).tolist()]})
+    assert r.status_code == 500
+    assert r.json() == {"error": {"code": 500, "status": "INTERNAL", "message": "internal error", "details": []}}
+    assert "the model fell over" not in r.text
+    assert any("model call failed" in rec.getMessage() for rec in caplog.records)
+
+
+def test_model_thread_returns_results_and_exceptions_then_stops() -> None:
+    async def scenario() -> tuple[int, str]:
+        thread = ModelThread(asyncio.get_running_loop())
+        try:
+            value = await thread.run(lambda a, b: a + b, 2, 3)
+            try:
+                await thread.run(lambda: 1 / 0)
+            except ZeroDivisionError as exc:
+                message = str(exc)
+        finally:
+            thread.stop()
+        return value, message
+
+    assert asyncio.run(scenario()) == (5, "division by zero")
