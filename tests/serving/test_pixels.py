@@ -84,7 +84,7 @@ def _body(instances: str) -> bytes:
         _body(ONE + "," + json.dumps(_images(1).reshape(-1).tolist())),  # nested and flat mixed
         _body(""),
         b'{"instances": [' + ONE.encode() + b'], "parameters": {}}',
-        b'{"instances": [' + ONE.encode() + b']}}',
+        b'{"instances": [' + ONE.encode() + b"]}}",
         b'{"instances": [' + ONE.encode() + b"]} x",
         b'{"instances": [' + ONE.encode() + b"]",
         b'{"instances": ' + ONE.encode() + b"}",  # one image, not a list of images
@@ -101,7 +101,7 @@ def test_valid_but_unusual_json_is_still_answered_by_the_full_path() -> None:
     assert read_pixels(spaced, MAX) is None and full_path(spaced) is not None
 
 
-_MUTATION_CHARS = "0123456789,[] -.e\n\"tf{}:"
+_MUTATION_CHARS = '0123456789,[] -.e\n"tf{}:'
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

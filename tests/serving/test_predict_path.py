@@ -4,7 +4,6 @@ model call is a logged 500 with the documented body."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -16,7 +15,6 @@ from fastapi.testclient import TestClient
 
 from tests.serving.tiny_model import bar_image, write_model_dir
 from vertex_edge.serving.app import create_app
-from vertex_edge.serving.batching import ModelThread
 from vertex_edge.serving.settings import ServerSettings
 
 
@@ -71,19 +69,3 @@ def test_a_failing_model_call_is_a_logged_500(client: TestClient, caplog: pytest
     assert r.json() == {"error": {"code": 500, "status": "INTERNAL", "message": "internal error", "details": []}}
     assert "the model fell over" not in r.text
     assert any("model call failed" in rec.getMessage() for rec in caplog.records)
-
-
-def test_model_thread_returns_results_and_exceptions_then_stops() -> None:
-    async def scenario() -> tuple[int, str]:
-        thread = ModelThread(asyncio.get_running_loop())
-        try:
-            value = await thread.run(lambda a, b: a + b, 2, 3)
-            try:
-                await thread.run(lambda: 1 / 0)
-            except ZeroDivisionError as exc:
-                message = str(exc)
-        finally:
-            thread.stop()
-        return value, message
-
-    assert asyncio.run(scenario()) == (5, "division by zero")
