@@ -1,6 +1,6 @@
-"""The predict route is answered before FastAPI (vertex_edge.serving.app.Predictor): same answers
-from the byte-level path and the JSON path, FastAPI still answers everything else, a failing
-model call is a logged 500 with the documented body."""
+"""The predict route is answered before FastAPI (vertex_edge.serving.app.Predictor): the one-step
+numpy conversion and the per-instance path give the same answers, FastAPI still answers
+everything else, a failing model call is a logged 500 with the documented body."""
 
 from __future__ import annotations
 
@@ -30,20 +30,24 @@ def client(tmp_path: Path):
         yield http
 
 
-def test_integer_lists_and_other_json_get_the_same_answer(client: TestClient) -> None:
+def test_every_way_of_sending_an_image_gets_the_same_answer(client: TestClient) -> None:
     images = [bar_image(k).astype(int).tolist() for k in (3, 7)]
-    compact = json.dumps({"instances": images}, separators=(",", ":"))  # read from the bytes
-    floats = json.dumps({"instances": [[[float(v) for v in row] for row in img] for img in images]})  # JSON path
-    flat = json.dumps({"instances": [np.asarray(img).reshape(-1).tolist() for img in images], "parameters": {}})
-    answers = [
-        client.post("/predict", content=body, headers={"content-type": "application/json"})
-        for body in (compact, floats, flat)
+    flat = [np.asarray(img).reshape(-1).tolist() for img in images]
+    floats = [[[float(v) for v in row] for row in img] for img in images]
+    bodies = [
+        json.dumps({"instances": images}, separators=(",", ":")),  # one numpy conversion
+        json.dumps({"instances": floats}),
+        json.dumps({"instances": flat, "parameters": {}}),
+        json.dumps({"instances": images, "parameters": {"strict": True}}),  # a JSON true: checked per instance
     ]
-    assert [r.status_code for r in answers] == [200, 200, 200]
-    assert answers[0].content == answers[1].content == answers[2].content
+    answers = [client.post("/predict", content=body, headers={"content-type": "application/json"}) for body in bodies]
+    assert [r.status_code for r in answers] == [200] * 4
+    assert len({r.content for r in answers}) == 1
     assert [p["class_id"] for p in answers[0].json()["predictions"]] == [3, 7]
     assert answers[0].headers["content-type"] == "application/json"
     assert int(answers[0].headers["content-length"]) == len(answers[0].content)
+    single = client.post("/predict", json={"instances": images[1:]})
+    assert single.json()["predictions"] == answers[0].json()["predictions"][1:]
 
 
 def test_fastapi_still_answers_the_other_routes_and_methods(client: TestClient) -> None:

@@ -37,7 +37,6 @@ from vertex_edge.serving import jsonio, schemas
 from vertex_edge.serving.batching import MicroBatcher
 from vertex_edge.serving.logs import ACCESS_LOGGER
 from vertex_edge.serving.model import LoadedModel, StorageClientFactory, load_model
-from vertex_edge.serving.pixels import read_pixels
 from vertex_edge.serving.settings import ServerSettings
 
 log = logging.getLogger("vertex_edge.serving")
@@ -295,10 +294,6 @@ class Predictor:
             raise Problem(
                 503, "no model is loaded yet; retry when the health route answers 200", headers={"Retry-After": "5"}
             )
-        batch = read_pixels(body, settings.max_instances)  # the common case, straight from the bytes
-        if batch is not None:
-            fields["instances"] = len(batch)
-            return batch
         try:
             payload = jsonio.loads(body)
         except ValueError as exc:
@@ -417,9 +412,9 @@ def _to_batch(instances: list[object], check_booleans: bool = True) -> np.ndarra
 
 
 def _fast_batch(instances: list[object]) -> np.ndarray | None:
-    """Several all-numeric instances of one shape in one numpy conversion; None when anything
-    is unusual (the per-instance path then finds and names the problem)."""
-    if len(instances) < 2 or not all(type(i) is list for i in instances):
+    """All-numeric instances of one shape in one numpy conversion (one image too); None when
+    anything is unusual (the per-instance path then finds and names the problem)."""
+    if not all(type(i) is list for i in instances):
         return None
     try:
         arr = np.array(instances)
