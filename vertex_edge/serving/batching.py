@@ -65,12 +65,13 @@ class MicroBatcher(Generic[M]):
         self._run = run
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        # shared with the model thread, under _lock: _pending, _pending_images, _stopping
+        # shared with the model thread, under _lock: _pending, _pending_images, _stopping, _asleep
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._pending: deque[_Item] = deque()
         self._pending_images = 0
         self._stopping = False
+        self._asleep = False  # the model thread waits on _wake: only then is it notified
         self._incoming = 0  # changed by the event loop only; read by the model thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -123,7 +124,8 @@ class MicroBatcher(Generic[M]):
                 self._incoming -= 1
                 if self._thread is not None:
                     with self._lock:
-                        self._wake.notify()
+                        if self._asleep:
+                            self._wake.notify()
 
     async def submit(self, images: np.ndarray, ticket: Ticket | None = None) -> tuple[np.ndarray, M]:
         if self._thread is None or self._loop is None:
@@ -135,7 +137,8 @@ class MicroBatcher(Generic[M]):
         with self._lock:
             self._pending.append(_Item(images, future))
             self._pending_images += len(images)
-            self._wake.notify()
+            if self._asleep:
+                self._wake.notify()
         return await future
 
     # ----------------------------------------------------------------- the model thread
@@ -145,7 +148,7 @@ class MicroBatcher(Generic[M]):
         for requests still being read while the batch is not full."""
         with self._lock:
             while not self._pending and not self._stopping:
-                self._wake.wait()
+                self._sleep(None)
             if self._stopping:
                 return None
             if self.max_wait_s > 0 and self._incoming > 0 and self._pending_images < self.max_batch:
@@ -154,7 +157,7 @@ class MicroBatcher(Generic[M]):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
-                    self._wake.wait(remaining)
+                    self._sleep(remaining)
             items = [self._pending.popleft()]
             count = len(items[0].images)
             # never split a request: one that does not fit opens the next batch
@@ -164,6 +167,14 @@ class MicroBatcher(Generic[M]):
                 count += len(item.images)
             self._pending_images -= count
             return items
+
+    def _sleep(self, timeout: float | None) -> None:
+        """Wait for a notification (``_lock`` held): a submit, a request leaving, a stop."""
+        self._asleep = True
+        try:
+            self._wake.wait(timeout)
+        finally:
+            self._asleep = False
 
     def _run_bounded(self, model: M, batch: np.ndarray) -> np.ndarray:
         """One model call, or several of ``max_batch`` for a request bigger than that: the
