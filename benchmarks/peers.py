@@ -182,12 +182,13 @@ class Server:
 
 
 def edge_server(
-    name: str, env: Env, model_dir: Path, source: Path, overrides: dict[str, str], default_threads: int
+    name: str, env: Env, model_dir: Path, source: Path, overrides: dict[str, str], defaults: tuple[int, int]
 ) -> Server:
+    """The prediction server from ``source``; ``defaults``: its (ORT threads, max batch) defaults."""
     extra = {"AIP_STORAGE_URI": str(model_dir), "AIP_HTTP_PORT": "{port}", "EDGE_HOST": HOST, "PYTHONPATH": str(source)}
     extra.update(overrides)
-    threads = int(overrides.get("EDGE_ORT_THREADS") or 0) or default_threads
-    floor = (threads, int(overrides.get("EDGE_MAX_BATCH") or 128))
+    threads = int(overrides.get("EDGE_ORT_THREADS") or 0) or defaults[0]
+    floor = (threads, int(overrides.get("EDGE_MAX_BATCH") or 0) or defaults[1])
     return Server(name, env, ["{python}", "-m", "vertex_edge.serving"], "/predict", source, extra, floor)
 
 
@@ -480,16 +481,16 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="edge-peers-"))
     from vertex_edge.serving.model import default_threads
+    from vertex_edge.serving.settings import ServerSettings
 
+    defaults = (default_threads(), ServerSettings(storage_uri="-").max_batch)
     servers: dict[str, Server] = {}
     if "edge" in wanted:
-        servers["edge"] = edge_server("edge", envs["edge"], model_dir, REPO, {}, default_threads())
+        servers["edge"] = edge_server("edge", envs["edge"], model_dir, REPO, {}, defaults)
     for spec in args.variant:
         name, _, settings = spec.partition(":")
         overrides = dict(kv.split("=", 1) for kv in settings.split(",") if kv)
-        servers[f"edge-{name}"] = edge_server(
-            f"edge-{name}", envs["edge"], model_dir, REPO, overrides, default_threads()
-        )
+        servers[f"edge-{name}"] = edge_server(f"edge-{name}", envs["edge"], model_dir, REPO, overrides, defaults)
     if args.baseline:
         source = CACHE / f"source-{args.baseline}"
         if not source.exists():
@@ -498,10 +499,10 @@ def main(argv: list[str] | None = None) -> int:
                 ["git", "-C", str(REPO), "archive", args.baseline, "vertex_edge"], capture_output=True, check=True
             )
             subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
-        # ONNX Runtime threads by default before this change: half the CPUs, 1..4
-        old_default = max(1, min(4, (os.cpu_count() or 2) // 2))
+        # the defaults before this change: ORT threads half the CPUs (1..4), 128 images per model call
+        old_defaults = (max(1, min(4, (os.cpu_count() or 2) // 2)), 128)
         servers[f"edge@{args.baseline}"] = edge_server(
-            f"edge@{args.baseline}", envs["edge"], model_dir, source, {}, old_default
+            f"edge@{args.baseline}", envs["edge"], model_dir, source, {}, old_defaults
         )
     if "mlflow" in wanted:
         servers["mlflow"] = mlflow_server(envs["mlflow"], model_dir, work)
