@@ -437,6 +437,16 @@ def report(
     return "\n".join(lines)
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -531,9 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {}
     for name, server in servers.items():
         sizes[name] = server.env.size_mb()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
+    print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     model_bytes = (model_dir / "model.onnx").read_bytes()
     print(
         f"model: {model_dir}/model.onnx, sha256 {hashlib.sha256(model_bytes).hexdigest()[:12]}, {len(model_bytes):,} bytes"
