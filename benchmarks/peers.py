@@ -9,13 +9,15 @@ in CI: the first run installs each peer in its own cached virtual environment (P
 Every server serves the same ``model.onnx`` (``--model-dir``, default ``models/fashion-mnist``)
 on 127.0.0.1 and gets byte-identical requests (``{"instances": [...]}``, Fashion-MNIST test
 images as 28x28 lists of integers) from the same load generator (``benchmarks.serving.run_load``)
-in a separate process. Each round starts every server afresh, in a rotated order, and measures:
-cold start (spawn to the first correct answer), single-image requests at concurrency 1 and 16
-(req/s, p50, p99), 64-image requests at concurrency 4 (images/s), the peak RSS of the server's
-process tree, and once, the installed size of its environment. Every answer's class is checked
-against the in-process model. The floor is measured in the same rounds: ONNX Runtime in this
-process with the server's session options, fed by the server's own micro-batcher (16 single-image
-submitters; 4 submitters of 64 images) and, for concurrency 1, one image per call.
+in a separate process. Each round starts every server afresh, one at a time, in a rotated
+order (cold start: spawn to the first correct answer), then runs each phase on every server back
+to back - single-image requests at concurrency 1 and 16 (req/s, p50, p99), 64-image requests at
+concurrency 4 (images/s) - so that a busy neighbour on a shared machine weighs on all of them
+alike. It records the peak RSS of each server's process tree and, once, the installed size of
+its environment; every answer's class is checked against the in-process model. The floor is
+measured in each phase just before the servers: ONNX Runtime in this process with the server's
+session options, fed by the server's own micro-batcher (16 single-image submitters; 4 submitters
+of 64 images) and, for concurrency 1, one image per call.
 
 Prints medians over the rounds and per-round ratios; figures go to
 ``benchmarks/results/peers.json``. Only 127.0.0.1 is contacted (besides PyPI while installing).
@@ -322,33 +324,55 @@ class Load:
     b64: int
 
 
-def measure_server(server: Server, load: Load, work: Path) -> dict[str, Any]:
+PHASES = ("c1", "c16", "b64")
+
+
+@dataclass
+class Running:
+    server: Server
+    port: int
+    proc: subprocess.Popen
+    sampler: RssSampler
+    out: dict[str, Any]
+
+
+def start_measured(server: Server, load: Load, work: Path) -> Running:
+    """Start ``server`` (its cold start measured), sample its RSS, warm it up."""
     port = _free_port()
-    log_path = work / f"{server.name}.log"
-    proc, cold = cold_start(server, port, load.singles[0], load.singles_expected[0], log_path)
+    proc, cold = cold_start(server, port, load.singles[0], load.singles_expected[0], work / f"{server.name}.log")
     sampler = RssSampler(proc.pid)
     sampler.start()
-    out: dict[str, Any] = {"cold_start_s": cold}
-    wrong = 0
+    running = Running(server, port, proc, sampler, {"cold_start_s": cold, "wrong_classes": 0, "errors": 0})
     try:
-        run_load(port, server.path, load.singles, 4, 300, expect=b"")  # warm-up
+        run_load(port, server.path, load.singles, 4, 300, expect=b"")
         run_load(port, server.path, load.batches, 2, 10, expect=b"")
-        for key, bodies, expected, conc, count in (
-            ("c1", load.singles, load.singles_expected, 1, load.c1),
-            ("c16", load.singles, load.singles_expected, 16, load.c16),
-            ("b64", load.batches, load.batches_expected, 4, load.b64),
-        ):
-            r = run_load(port, server.path, bodies, conc, count, keep_answers=True, expect=b"")
-            wrong += wrong_classes(r.pop("answers"), expected)
-            r.pop("error_samples", None) if not r["errors"] else None
-            out[key] = r
-        out["b64"]["images_per_s"] = out["b64"]["rps"] * 64
-    finally:
-        out["peak_rss_mb"] = sampler.stop()
-        stop_tree(proc)
-    out["wrong_classes"] = wrong
-    out["errors"] = sum(out[k]["errors"] for k in ("c1", "c16", "b64") if k in out)
-    return out
+    except BaseException:
+        stop_measured(running)
+        raise
+    return running
+
+
+def run_phase(running: Running, phase: str, load: Load) -> dict[str, Any]:
+    bodies, expected, conc, count = {
+        "c1": (load.singles, load.singles_expected, 1, load.c1),
+        "c16": (load.singles, load.singles_expected, 16, load.c16),
+        "b64": (load.batches, load.batches_expected, 4, load.b64),
+    }[phase]
+    r = run_load(running.port, running.server.path, bodies, conc, count, keep_answers=True, expect=b"")
+    running.out["wrong_classes"] += wrong_classes(r.pop("answers"), expected)
+    running.out["errors"] += r["errors"]
+    if not r["errors"]:
+        r.pop("error_samples", None)
+    if phase == "b64":
+        r["images_per_s"] = r["rps"] * 64
+    running.out[phase] = r
+    return r
+
+
+def stop_measured(running: Running) -> dict[str, Any]:
+    running.out["peak_rss_mb"] = running.sampler.stop()
+    stop_tree(running.proc)
+    return running.out
 
 
 # --------------------------------------------------------------------------- report
@@ -548,22 +572,42 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"versions: {json.dumps(versions)}", flush=True)
 
+    floor_keys = [] if args.no_floor else sorted({srv.floor for srv in servers.values() if srv.floor})
     rounds: list[dict[str, Any]] = []
     for i in range(args.rounds):
         order = names[i % len(names) :] + names[: i % len(names)]
         current: dict[str, Any] = {"loadavg": _loadavg(), "order": order, "servers": {}}
-        current["floors"] = {}
-        for key in [] if args.no_floor else sorted({srv.floor for srv in servers.values() if srv.floor}):
-            current["floors"][key] = batched_floor(model_dir, threads=key[0], max_batch=key[1])
-            figures = {k: round(v, 3) for k, v in current["floors"][key].items()}
-            print(f"round {i + 1} floor {key[0]} thread(s), max batch {key[1]}: {json.dumps(figures)}", flush=True)
+        current["floors"] = {key: {} for key in floor_keys}
+        running: dict[str, Running] = {}
+        try:
+            for name in order:  # each cold start alone; the servers started before it are idle
+                try:
+                    running[name] = start_measured(servers[name], load, work)
+                except RuntimeError as exc:
+                    print(f"round {i + 1} {name}: FAILED {exc}", flush=True)
+            for phase in PHASES:  # each phase on every server back to back, its floor just before
+                for key in floor_keys:
+                    current["floors"][key].update(
+                        batched_floor(model_dir, threads=key[0], max_batch=key[1], parts=(phase,))
+                    )
+                for name in order:
+                    if name in running:
+                        try:
+                            run_phase(running[name], phase, load)
+                        except RuntimeError as exc:
+                            print(f"round {i + 1} {name} {phase}: FAILED {exc}", flush=True)
+                            stop_measured(running.pop(name))
+        finally:
+            for name in list(running):
+                current["servers"][name] = stop_measured(running.pop(name))
+        for key, figures in current["floors"].items():
+            shown = {k: round(v, 3) for k, v in figures.items()}
+            print(f"round {i + 1} floor {key[0]} thread(s), max batch {key[1]}: {json.dumps(shown)}", flush=True)
         for name in order:
-            try:
-                r = measure_server(servers[name], load, work)
-            except RuntimeError as exc:
-                print(f"round {i + 1} {name}: FAILED {exc}", flush=True)
+            r = current["servers"].get(name)
+            if r is None or not all(p in r for p in PHASES):
+                current["servers"].pop(name, None)
                 continue
-            current["servers"][name] = r
             print(
                 f"round {i + 1} {name}: c1 {r['c1']['rps']:.0f} req/s p50 {r['c1']['p50_ms']:.2f} ms; "
                 f"c16 {r['c16']['rps']:.0f} req/s p99 {r['c16']['p99_ms']:.1f} ms; "
