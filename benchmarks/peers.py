@@ -461,6 +461,10 @@ def report(
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -498,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--install-only", action="store_true")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the servers on the way out, as on Ctrl-C
 
     envs = environments()
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
