@@ -579,67 +579,89 @@ def main(argv: list[str] | None = None) -> int:
 
     floor_keys = [] if args.no_floor else sorted({srv.floor for srv in servers.values() if srv.floor})
     rounds: list[dict[str, Any]] = []
-    for i in range(args.rounds):
-        order = names[i % len(names) :] + names[: i % len(names)]
-        current: dict[str, Any] = {"loadavg": _loadavg(), "order": order, "servers": {}}
-        current["floors"] = {key: {} for key in floor_keys}
-        running: dict[str, Running] = {}
-        try:
-            for name in order:  # each cold start alone; the servers started before it are idle
-                try:
-                    running[name] = start_measured(servers[name], load, work)
-                except RuntimeError as exc:
-                    print(f"round {i + 1} {name}: FAILED {exc}", flush=True)
-            for phase in PHASES:  # each phase on every server back to back, its floor just before
-                for key in floor_keys:
-                    current["floors"][key].update(
-                        batched_floor(model_dir, threads=key[0], max_batch=key[1], parts=(phase,))
-                    )
-                for name in order:
-                    if name in running:
-                        try:
-                            run_phase(running[name], phase, load)
-                        except RuntimeError as exc:
-                            print(f"round {i + 1} {name} {phase}: FAILED {exc}", flush=True)
-                            stop_measured(running.pop(name))
-        finally:
-            for name in list(running):
-                current["servers"][name] = stop_measured(running.pop(name))
-        for key, figures in current["floors"].items():
-            shown = {k: round(v, 3) for k, v in figures.items()}
-            print(f"round {i + 1} floor {key[0]} thread(s), max batch {key[1]}: {json.dumps(shown)}", flush=True)
-        for name in order:
-            r = current["servers"].get(name)
-            if r is None or not all(p in r for p in PHASES):
-                current["servers"].pop(name, None)
-                continue
-            print(
-                f"round {i + 1} {name}: c1 {r['c1']['rps']:.0f} req/s p50 {r['c1']['p50_ms']:.2f} ms; "
-                f"c16 {r['c16']['rps']:.0f} req/s p99 {r['c16']['p99_ms']:.1f} ms; "
-                f"64-image {r['b64']['images_per_s']:.0f} images/s; cold {r['cold_start_s']:.2f} s; "
-                f"RSS {r['peak_rss_mb']:.0f} MB; wrong {r['wrong_classes']}, errors {r['errors']}",
-                flush=True,
-            )
-        current["loadavg_end"] = _loadavg()
-        rounds.append(current)
+    try:
+        for i in range(args.rounds):
+            rounds.append(run_round(i, names, servers, load, work, model_dir, floor_keys))
+            if args.json:  # after every round: an interrupted run keeps the rounds it finished
+                save(args.json, rounds, sizes, versions)
+    except KeyboardInterrupt:
+        print(f"interrupted: {len(rounds)} round(s) finished", flush=True)
+        if not rounds:
+            return 130
 
     floors_of = {name: srv.floor for name, srv in servers.items() if srv.floor}
     text = report(rounds, names, sizes, versions, floors_of)
     print()
     print(text)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        for r in rounds:  # tuple keys are not JSON
-            r["floors"] = {f"threads={k[0]},max_batch={k[1]}": v for k, v in r["floors"].items()}
-        args.json.write_text(json.dumps({"rounds": rounds, "sizes_mb": sizes, "versions": versions}, indent=2))
         print(f"figures written to {args.json}")
     bad = any(r["servers"][n]["wrong_classes"] or r["servers"][n]["errors"] for r in rounds for n in r["servers"])
-    failed = any(name not in r["servers"] for r in rounds for name in names)
+    failed = len(rounds) < args.rounds or any(name not in r["servers"] for r in rounds for name in names)
     if bad or failed:
         print(f"servers' logs kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if bad or failed else 0
+
+
+def save(path: Path, rounds: list[dict[str, Any]], sizes: dict[str, float], versions: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = [{**r, "floors": {f"threads={k[0]},max_batch={k[1]}": v for k, v in r["floors"].items()}} for r in rounds]
+    path.write_text(json.dumps({"rounds": plain, "sizes_mb": sizes, "versions": versions}, indent=2))
+
+
+def run_round(
+    i: int,
+    names: list[str],
+    servers: dict[str, Server],
+    load: Load,
+    work: Path,
+    model_dir: Path,
+    floor_keys: list[tuple[int, int]],
+) -> dict[str, Any]:
+    """One round: start every server (rotated order), then each phase on all of them."""
+    order = names[i % len(names) :] + names[: i % len(names)]
+    current: dict[str, Any] = {"loadavg": _loadavg(), "order": order, "servers": {}}
+    current["floors"] = {key: {} for key in floor_keys}
+    running: dict[str, Running] = {}
+    try:
+        for name in order:  # each cold start alone; the servers started before it are idle
+            try:
+                running[name] = start_measured(servers[name], load, work)
+            except RuntimeError as exc:
+                print(f"round {i + 1} {name}: FAILED {exc}", flush=True)
+        for phase in PHASES:  # each phase on every server back to back, its floor just before
+            for key in floor_keys:
+                current["floors"][key].update(
+                    batched_floor(model_dir, threads=key[0], max_batch=key[1], parts=(phase,))
+                )
+            for name in order:
+                if name in running:
+                    try:
+                        run_phase(running[name], phase, load)
+                    except RuntimeError as exc:
+                        print(f"round {i + 1} {name} {phase}: FAILED {exc}", flush=True)
+                        stop_measured(running.pop(name))
+    finally:
+        for name in list(running):
+            current["servers"][name] = stop_measured(running.pop(name))
+    for key, figures in current["floors"].items():
+        shown = {k: round(v, 3) for k, v in figures.items()}
+        print(f"round {i + 1} floor {key[0]} thread(s), max batch {key[1]}: {json.dumps(shown)}", flush=True)
+    for name in order:
+        r = current["servers"].get(name)
+        if r is None or not all(p in r for p in PHASES):
+            current["servers"].pop(name, None)
+            continue
+        print(
+            f"round {i + 1} {name}: c1 {r['c1']['rps']:.0f} req/s p50 {r['c1']['p50_ms']:.2f} ms; "
+            f"c16 {r['c16']['rps']:.0f} req/s p99 {r['c16']['p99_ms']:.1f} ms; "
+            f"64-image {r['b64']['images_per_s']:.0f} images/s; cold {r['cold_start_s']:.2f} s; "
+            f"RSS {r['peak_rss_mb']:.0f} MB; wrong {r['wrong_classes']}, errors {r['errors']}",
+            flush=True,
+        )
+    current["loadavg_end"] = _loadavg()
+    return current
 
 
 if __name__ == "__main__":
