@@ -304,12 +304,17 @@ def run_load(
         procs.append(proc)
         pipes.append(parent)
     results = []
-    for proc, pipe in zip(procs, pipes, strict=True):
-        if not pipe.poll(PHASE_TIMEOUT_S + 30):
-            proc.kill()
-            raise RuntimeError("load generator did not finish")
-        results.append(pipe.recv())
-        proc.join()
+    try:
+        for proc, pipe in zip(procs, pipes, strict=True):
+            if not pipe.poll(PHASE_TIMEOUT_S + 30):
+                raise RuntimeError("load generator did not finish")
+            results.append(pipe.recv())
+            proc.join()
+    finally:  # interrupted or failed: a child blocked writing its figures would hang the exit
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
     latencies = sorted(x for r in results for x in r["latencies"])
     elapsed = max(r["elapsed"] for r in results)
     out = {
