@@ -233,6 +233,25 @@ def tree_rss_mb(pid: int) -> float:
     return total / 2**20
 
 
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children (live ones)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 class RssSampler(threading.Thread):
     def __init__(self, pid: int, every_s: float = 0.1) -> None:
         super().__init__(daemon=True)
@@ -358,7 +377,10 @@ def run_phase(running: Running, phase: str, load: Load) -> dict[str, Any]:
         "c16": (load.singles, load.singles_expected, 16, load.c16),
         "b64": (load.batches, load.batches_expected, 4, load.b64),
     }[phase]
+    cpu_before = tree_cpu_s(running.proc.pid)
     r = run_load(running.port, running.server.path, bodies, conc, count, keep_answers=True, expect=b"")
+    # CPU seconds of the server's process tree per request: less swayed by a busy neighbour than req/s
+    r["cpu_ms_per_request"] = (tree_cpu_s(running.proc.pid) - cpu_before) * 1e3 / max(1, r["requests"])
     running.out["wrong_classes"] += wrong_classes(r.pop("answers"), expected)
     running.out["errors"] += r["errors"]
     if not r["errors"]:
@@ -389,8 +411,10 @@ FIGURES = [
     ("c16 req/s", lambda r: r["c16"]["rps"], "{:,.0f}"),
     ("c16 p50 ms", lambda r: r["c16"]["p50_ms"], "{:.2f}"),
     ("c16 p99 ms", lambda r: r["c16"]["p99_ms"], "{:.2f}"),
+    ("c16 server CPU ms per request", lambda r: r["c16"]["cpu_ms_per_request"], "{:.3f}"),
     ("64-image c4 images/s", lambda r: r["b64"]["images_per_s"], "{:,.0f}"),
     ("64-image c4 p50 ms", lambda r: r["b64"]["p50_ms"], "{:.1f}"),
+    ("64-image server CPU ms per image", lambda r: r["b64"]["cpu_ms_per_request"] / 64, "{:.3f}"),
     ("cold start s", lambda r: r["cold_start_s"], "{:.2f}"),
     ("peak RSS MB (tree)", lambda r: r["peak_rss_mb"], "{:.0f}"),
     ("wrong classes", lambda r: r["wrong_classes"], "{:.0f}"),
