@@ -135,6 +135,61 @@ def floor(model_dir: Path, threads: int) -> dict[str, float]:
     }
 
 
+def batched_floor(
+    model_dir: Path,
+    *,
+    threads: int = 0,
+    max_batch: int = 128,
+    seconds: float = 2.0,
+    parts: tuple[str, ...] = ("c1", "c16", "b64"),
+) -> dict[str, Any]:
+    """The floor as the server batches: ONNX Runtime in this process with the server's session
+    options, fed by the server's own micro-batcher (no HTTP, no JSON) - 16 submitters of one
+    image each (``c16_images_per_s``), 4 of 64 images (``b64_images_per_s``) - and one image
+    per call (``single_call_p50_ms``); ``parts`` says which of the three ("c1", "c16", "b64")."""
+    from vertex_edge.serving.batching import MicroBatcher
+    from vertex_edge.serving.model import load_model_dir
+
+    model = load_model_dir(model_dir, threads=threads)
+    images = sample_images(64)
+    one = images[:1]
+    model.warm_up([1, 64, max_batch])
+    out: dict[str, Any] = {}
+    if "c1" in parts:
+        times = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            model.predict(one)
+            times.append(time.perf_counter() - t)
+        out["single_call_p50_ms"] = statistics.median(times) * 1e3
+
+    async def batched(submitters: int, size: int) -> float:
+        batcher = MicroBatcher(lambda: model, lambda m, b: m.predict(b), max_batch=max_batch, max_wait_s=0.001)
+        await batcher.start()
+        done = 0
+        stop_at = time.perf_counter() + seconds
+
+        async def submitter(k: int) -> None:
+            nonlocal done
+            while time.perf_counter() < stop_at:
+                start = (k * size) % 64
+                await batcher.submit(np.roll(images, -start, axis=0)[:size])
+                done += size
+
+        started = time.perf_counter()
+        await asyncio.gather(*(submitter(k) for k in range(submitters)))
+        elapsed = time.perf_counter() - started
+        await batcher.stop()
+        return done / elapsed
+
+    if "c16" in parts:
+        out["c16_images_per_s"] = asyncio.run(batched(16, 1))
+    if "b64" in parts:
+        out["b64_images_per_s"] = asyncio.run(batched(4, 64))
+    return out
+
+
 # --------------------------------------------------------------------------- load generator
 
 
@@ -146,15 +201,27 @@ def _request_bytes(port: int, path: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def _worker(port: int, payload: bytes, count: int, out: list[float], errors: list[str], deadline: float) -> None:
+async def _worker(
+    payloads: list[bytes],
+    first: int,
+    count: int,
+    out: list[float],
+    errors: list[str],
+    answers: list[tuple[int, bytes]] | None,
+    expect: bytes,
+    port: int,
+    deadline: float,
+) -> None:
+    """One keep-alive connection: ``count`` requests, cycling through ``payloads`` from ``first``."""
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
-        for _ in range(count):
+        for k in range(count):
             if time.monotonic() > deadline:
                 errors.append("phase time limit reached")
                 return
+            which = (first + k) % len(payloads)
             started = time.perf_counter()
-            writer.write(payload)
+            writer.write(payloads[which])
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
             length = 0
@@ -163,55 +230,94 @@ async def _worker(port: int, payload: bytes, count: int, out: list[float], error
                     length = int(line.split(b":", 1)[1])
             body = await reader.readexactly(length)
             out.append(time.perf_counter() - started)
-            if status != 200 or not body.startswith(b'{"predictions"'):
+            if status != 200 or not body.startswith(expect):
                 errors.append(f"HTTP {status}: {body[:200]!r}")
+            elif answers is not None:
+                answers.append((which, body))
     finally:
         writer.close()
 
 
-def _load_process(port: int, path: str, body: bytes, concurrency: int, requests: int, conn: Any) -> None:
+def _load_process(
+    port: int, path: str, bodies: list[bytes], concurrency: int, requests: int, keep: bool, expect: bytes, conn: Any
+) -> None:
     """Runs in its own process: ``concurrency`` keep-alive connections share ``requests``."""
-    payload = _request_bytes(port, path, body)
+    payloads = [_request_bytes(port, path, body) for body in bodies]
     latencies: list[float] = []
     errors: list[str] = []
+    answers: list[tuple[int, bytes]] | None = [] if keep else None
 
     async def main() -> float:
         deadline = time.monotonic() + PHASE_TIMEOUT_S
         per = [requests // concurrency + (1 if i < requests % concurrency else 0) for i in range(concurrency)]
         started = time.perf_counter()
         results = await asyncio.gather(
-            *(_worker(port, payload, n, latencies, errors, deadline) for n in per if n), return_exceptions=True
+            *(
+                _worker(payloads, i * 7, n, latencies, errors, answers, expect, port, deadline)
+                for i, n in enumerate(per)
+                if n
+            ),
+            return_exceptions=True,
         )
         errors.extend(f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException))
         return time.perf_counter() - started
 
     elapsed = asyncio.run(main())
-    conn.send({"latencies": latencies, "errors": errors[:20], "error_count": len(errors), "elapsed": elapsed})
+    conn.send(
+        {
+            "latencies": latencies,
+            "errors": errors[:20],
+            "error_count": len(errors),
+            "elapsed": elapsed,
+            "answers": answers,
+        }
+    )
     conn.close()
 
 
-def run_load(port: int, path: str, body: bytes, concurrency: int, requests: int, processes: int = 1) -> dict[str, Any]:
-    """Drive the server from ``processes`` separate processes; merge their figures."""
+def run_load(
+    port: int,
+    path: str,
+    body: bytes | list[bytes],
+    concurrency: int,
+    requests: int,
+    processes: int = 1,
+    *,
+    keep_answers: bool = False,
+    expect: bytes = b'{"predictions"',
+) -> dict[str, Any]:
+    """Drive the server from ``processes`` separate processes; merge their figures.
+
+    ``body`` may be a list: each connection cycles through them. A response counts as an error
+    unless it is a 200 whose body starts with ``expect``; with ``keep_answers`` the result also
+    holds ``answers``, (index of the body sent, response body) for every good response, to be
+    checked after the timed part."""
+    bodies = body if isinstance(body, list) else [body]
     ctx = mp.get_context("spawn")
     procs, pipes = [], []
     for p in range(processes):
         share = requests // processes + (1 if p < requests % processes else 0)
         conc = max(1, concurrency // processes + (1 if p < concurrency % processes else 0))
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_load_process, args=(port, path, body, conc, share, child))
+        proc = ctx.Process(target=_load_process, args=(port, path, bodies, conc, share, keep_answers, expect, child))
         proc.start()
         procs.append(proc)
         pipes.append(parent)
     results = []
-    for proc, pipe in zip(procs, pipes, strict=True):
-        if not pipe.poll(PHASE_TIMEOUT_S + 30):
-            proc.kill()
-            raise RuntimeError("load generator did not finish")
-        results.append(pipe.recv())
-        proc.join()
+    try:
+        for proc, pipe in zip(procs, pipes, strict=True):
+            if not pipe.poll(PHASE_TIMEOUT_S + 30):
+                raise RuntimeError("load generator did not finish")
+            results.append(pipe.recv())
+            proc.join()
+    finally:  # interrupted or failed: a child blocked writing its figures would hang the exit
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
     latencies = sorted(x for r in results for x in r["latencies"])
     elapsed = max(r["elapsed"] for r in results)
-    return {
+    out = {
         "requests": len(latencies),
         "errors": sum(r["error_count"] for r in results),
         "error_samples": [e for r in results for e in r["errors"]][:5],
@@ -220,6 +326,9 @@ def run_load(port: int, path: str, body: bytes, concurrency: int, requests: int,
         "p50_ms": _pct(latencies, 50),
         "p99_ms": _pct(latencies, 99),
     }
+    if keep_answers:
+        out["answers"] = [a for r in results for a in r["answers"]]
+    return out
 
 
 def _pct(sorted_values: list[float], pct: float) -> float:
@@ -293,12 +402,20 @@ def main(argv: list[str] | None = None) -> int:
     batch64 = json.dumps({"instances": [img.astype(int).tolist() for img in images]}).encode()
 
     print(f"model: {model_kind}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     results: dict[str, Any] = {"model": model_kind, "cpus": os.cpu_count()}
     results["floor"] = floor(model_dir, args.ort_threads)
     print(
         f"floor (in-process ONNX Runtime): single image {results['floor']['single_ms_p50']:.3f} ms, "
         f"batch of 512 {results['floor']['batch512_ms_per_image']:.4f} ms/image"
+    )
+    results["batched_floor"] = batched_floor(model_dir, threads=args.ort_threads)
+    print(
+        "floor as the server batches (in-process micro-batcher): 16 single-image submitters "
+        f"{results['batched_floor']['c16_images_per_s']:.0f} images/s, 4 submitters of 64 images "
+        f"{results['batched_floor']['b64_images_per_s']:.0f} images/s"
     )
 
     port = _free_port()
@@ -319,9 +436,12 @@ def main(argv: list[str] | None = None) -> int:
         for conc in (1, 8, 16, 32):
             r = run_load(port, "/predict", single, conc, phase, args.load_processes)
             results["throughput"][str(conc)] = r
+            ratio = (
+                f", {r['rps'] / results['batched_floor']['c16_images_per_s']:.0%} of the floor" if conc == 16 else ""
+            )
             print(
                 f"throughput, concurrency {conc:>2}: {r['rps']:7.0f} req/s "
-                f"(p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, errors {r['errors']})"
+                f"(p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, errors {r['errors']}{ratio})"
             )
         results["batch64"] = {}
         for conc in (1, 4):

@@ -13,6 +13,7 @@ def test_defaults() -> None:
     assert (s.port, s.health_route, s.predict_route, s.storage_uri) == (8080, "/health", "/predict", "gs://b/m")
     assert s.max_body_bytes == MAX_BODY_BYTES == 1_572_864
     assert s.endpoint_file is None
+    assert (s.max_batch, s.ort_threads, s.batch_wait_ms) == (32, 0, 1.0)
 
 
 def test_vertex_values() -> None:

@@ -4,6 +4,15 @@
 app's lifespan, in the background: the health route answers 503 until the model is loaded
 and a warm-up inference has run, then 200. Every client error is a 4xx JSON body
 ``{"error": {"code", "status", "message", "details": [{"instance", "message"}]}}``.
+
+The request path: :class:`EdgeApp` first runs every request through :class:`RequestLayer`, a
+pure ASGI layer that logs it (one JSON line) and answers ``POST <predict route>`` itself with
+:class:`Predictor` (read the body, parse it, batch it, answer); every other request (health,
+OpenAPI, docs, 404, 405) goes on to FastAPI. The predict route is also declared to FastAPI so
+the OpenAPI document describes it, but FastAPI never runs it: its routing, dependency solving
+and exception middleware cost more than the model call for one image. So anything that must
+see every prediction request (limits, deadlines) belongs in :class:`RequestLayer` or
+:class:`Predictor`, not in FastAPI middleware.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +30,6 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from starlette.requests import ClientDisconnect
 
 from vertex_edge.errors import EdgeError
 from vertex_edge.preprocess import PreprocessError, instance_to_array
@@ -37,6 +45,10 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 _STATUS = {400: "INVALID_ARGUMENT", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 503: "UNAVAILABLE"}
 _MAX_REPORTED = 10  # invalid instances listed in one error
 _JSON = "application/json"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Problem(Exception):
@@ -65,7 +77,7 @@ class ServingState:
         self.error: str | None = None
 
 
-def error_response(problem: Problem) -> Response:
+def _error_body(problem: Problem) -> bytes:
     body = {
         "error": {
             "code": problem.code,
@@ -74,7 +86,29 @@ def error_response(problem: Problem) -> Response:
             "details": problem.details,
         }
     }
-    return Response(jsonio.dumps(body), status_code=problem.code, media_type=_JSON, headers=problem.headers)
+    return jsonio.dumps(body)
+
+
+def error_response(problem: Problem) -> Response:
+    return Response(_error_body(problem), status_code=problem.code, media_type=_JSON, headers=problem.headers)
+
+
+_INTERNAL = jsonio.dumps({"error": {"code": 500, "status": "INTERNAL", "message": "internal error", "details": []}})
+
+
+class EdgeApp(FastAPI):
+    """FastAPI whose requests first pass through :attr:`entry` (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entry: Callable[[Scope, Receive, Send], Awaitable[None]] = self.fastapi
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.entry(scope, receive, send)
+
+    async def fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own request handling."""
+        await FastAPI.__call__(self, scope, receive, send)
 
 
 def create_app(
@@ -147,7 +181,7 @@ def create_app(
             await batcher.stop()
             pools.pop("images").shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(
+    app = EdgeApp(
         title="vertex-edge prediction server",
         description="Fashion-MNIST classifier on Vertex AI's custom-container contract.",
         version="1",
@@ -166,40 +200,9 @@ def create_app(
         body = {"status": state.status, "error": state.error}
         return Response(jsonio.dumps(body), status_code=503, media_type=_JSON, headers={"Retry-After": "5"})
 
-    async def predict(request: Request) -> Response:
-        with batcher.incoming() as ticket:
-            batch = await _parse_predict_request(request)
-            probs, model = await batcher.submit(batch, ticket)
-        return Response(jsonio.dumps(_predictions(probs, model)), media_type=_JSON)
-
-    async def _parse_predict_request(request: Request) -> np.ndarray:
-        content_type = request.headers.get("content-type")
-        if content_type is not None and not _is_json(content_type):
-            raise Problem(
-                415,
-                f"the body is sent as {content_type.split(';')[0].strip()!r}; expected application/json "
-                "(add the header 'Content-Type: application/json')",
-            )
-        body = await _read_body(request, settings.max_body_bytes)
-        if state.model is None:
-            raise Problem(
-                503, "no model is loaded yet; retry when the health route answers 200", headers={"Retry-After": "5"}
-            )
-        try:
-            payload = jsonio.loads(body)
-        except ValueError as exc:
-            raise Problem(400, f'the body is not valid JSON ({exc}); expected {{"instances": [...]}}') from None
-        instances = _instances(payload, settings.max_instances)
-        fields = request.scope.get("edge.log")
-        if fields is not None:
-            fields["instances"] = len(instances)
-        # JSON true/false are not pixel values; skip looking for them when the body has none
-        check_booleans = b"true" in body or b"false" in body
-        if any(isinstance(i, dict) for i in instances):
-            # image decoding stays off the event loop, in the bounded pool
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(pools.get("images"), _to_batch, instances, check_booleans)
-        return _to_batch(instances, check_booleans)
+    async def predict() -> Response:  # pragma: no cover - Predictor answers this route
+        # documents the route (its name makes the OpenAPI operationId, as before)
+        raise RuntimeError("POST predict is answered by Predictor, before FastAPI")
 
     app.add_api_route(
         settings.health_route,
@@ -231,11 +234,80 @@ def create_app(
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        body = {"error": {"code": 500, "status": "INTERNAL", "message": "internal error", "details": []}}
-        return Response(jsonio.dumps(body), status_code=500, media_type=_JSON)
+        return Response(_INTERNAL, status_code=500, media_type=_JSON)
 
-    app.add_middleware(AccessLogMiddleware, routes={settings.predict_route: "predict", settings.health_route: "health"})
+    predictor = Predictor(settings, state, batcher, pools)
+    app.entry = RequestLayer(app.fastapi, predictor, settings)
     return app
+
+
+class Predictor:
+    """``POST <predict route>`` as a pure ASGI handler: the body is read (and refused past the
+    size limit), parsed, checked, batched with other requests' images and answered."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        state: ServingState,
+        batcher: MicroBatcher[LoadedModel],
+        pools: dict[str, ThreadPoolExecutor],
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.batcher = batcher
+        self.pools = pools
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, fields: dict[str, Any]) -> None:
+        headers: list[tuple[bytes, bytes]] = []
+        try:
+            with self.batcher.incoming() as ticket:
+                batch = await self._parse(scope, receive, fields)
+                probs, model = await self.batcher.submit(batch, ticket)
+            status, body = 200, jsonio.dumps(_predictions(probs, model))
+        except Problem as problem:
+            status, body = problem.code, _error_body(problem)
+            if problem.headers:
+                headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in problem.headers.items()]
+        except Exception:  # noqa: BLE001 - any other failure is a logged 500, as FastAPI would answer
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            status, body = 500, _INTERNAL
+        fields["status"] = status
+        headers += [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _parse(self, scope: Scope, receive: Receive, fields: dict[str, Any]) -> np.ndarray:
+        content_type = declared = None
+        for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+            if name == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
+            elif name == b"content-length" and declared is None:
+                declared = value.decode("latin-1")
+        if content_type is not None and not _is_json(content_type):
+            raise Problem(
+                415,
+                f"the body is sent as {content_type.split(';')[0].strip()!r}; expected application/json "
+                "(add the header 'Content-Type: application/json')",
+            )
+        settings = self.settings
+        body = await _read_body(receive, declared, settings.max_body_bytes)
+        if self.state.model is None:
+            raise Problem(
+                503, "no model is loaded yet; retry when the health route answers 200", headers={"Retry-After": "5"}
+            )
+        try:
+            payload = jsonio.loads(body)
+        except ValueError as exc:
+            raise Problem(400, f'the body is not valid JSON ({exc}); expected {{"instances": [...]}}') from None
+        instances = _instances(payload, settings.max_instances)
+        fields["instances"] = len(instances)
+        # JSON true/false are not pixel values; skip looking for them when the body has none
+        check_booleans = b"true" in body or b"false" in body
+        if any(isinstance(i, dict) for i in instances):
+            # image decoding stays off the event loop, in the bounded pool
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.pools.get("images"), _to_batch, instances, check_booleans)
+        return _to_batch(instances, check_booleans)
 
 
 def _is_json(content_type: str) -> bool:
@@ -243,10 +315,9 @@ def _is_json(content_type: str) -> bool:
     return media in ("application/json", "text/json") or media.endswith("+json")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     """The body, refused with 413 past ``limit`` bytes: by Content-Length before reading, and
     by counting the streamed bytes (chunked uploads have no Content-Length)."""
-    declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
             raise Problem(400, f"Content-Length {declared!r} is not a number of bytes")
@@ -254,15 +325,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise Problem(413, _too_large(int(declared), limit))
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            raise Problem(400, "the client closed the connection before sending the whole body")
+        chunk = message.get("body", b"")
+        if chunk:
             size += len(chunk)
             if size > limit:
                 raise Problem(413, _too_large(size, limit, at_least=True))
             chunks.append(chunk)
-    except ClientDisconnect:
-        raise Problem(400, "the client closed the connection before sending the whole body") from None
-    body = b"".join(chunks)
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if not body.strip():
         raise Problem(400, 'the body is empty; expected JSON like {"instances": [...]}')
     return body
@@ -338,9 +413,9 @@ def _to_batch(instances: list[object], check_booleans: bool = True) -> np.ndarra
 
 
 def _fast_batch(instances: list[object]) -> np.ndarray | None:
-    """Several all-numeric instances of one shape in one numpy conversion; None when anything
-    is unusual (the per-instance path then finds and names the problem)."""
-    if len(instances) < 2 or not all(type(i) is list for i in instances):
+    """All-numeric instances of one shape in one numpy conversion (one image too); None when
+    anything is unusual (the per-instance path then finds and names the problem)."""
+    if not all(type(i) is list for i in instances):
         return None
     try:
         arr = np.array(instances)
@@ -366,47 +441,62 @@ def _predictions(probs: np.ndarray, model: LoadedModel) -> dict[str, Any]:
     }
 
 
-class AccessLogMiddleware:
-    """One structured log line per HTTP request: method, route, status, latency, instances.
+class _StatusRecorder:
+    """``send`` for FastAPI's responses, noting the status for the access log."""
 
-    Pure ASGI (no per-request task or body copy); never logs a payload or a query string."""
+    __slots__ = ("fields", "send")
 
-    def __init__(self, app: Any, routes: dict[str, str]) -> None:
+    def __init__(self, send: Send, fields: dict[str, Any]) -> None:
+        self.send = send
+        self.fields = fields
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.fields["status"] = message["status"]
+        await self.send(message)
+
+
+class RequestLayer:
+    """The outermost ASGI layer: one structured log line per HTTP request (method, route,
+    status, latency, instances; never a payload or a query string), ``POST <predict route>``
+    answered by the :class:`Predictor`, everything else passed on to FastAPI."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], predictor: Predictor, settings: ServerSettings
+    ) -> None:
         self.app = app
-        self.routes = routes
+        self.predictor = predictor
+        self.predict_route = settings.predict_route
+        self.routes = {settings.predict_route: "predict", settings.health_route: "health"}
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        fields: dict[str, Any] = {"instances": None}
-        scope["edge.log"] = fields
-        status = [500]
-
-        async def send_status(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
+        fields: dict[str, Any] = {"instances": None, "status": 500}
         try:
-            await self.app(scope, receive, send_status)
+            if scope["path"] == self.predict_route and scope["method"] == "POST":
+                await self.predictor(scope, receive, send, fields)
+            else:
+                await self.app(scope, receive, _StatusRecorder(send, fields))
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 path = scope.get("path", "")
                 route = path if path in self.routes else "(other)"
                 latency = (time.perf_counter() - started) * 1000.0
+                status = fields["status"]
                 access_log.info(
                     "%s %s %d %.2f ms",
                     scope.get("method"),
                     route,
-                    status[0],
+                    status,
                     latency,
                     extra={
                         "fields": {
                             "method": scope.get("method"),
                             "route": route,
-                            "status": status[0],
+                            "status": status,
                             "latency_ms": round(latency, 3),
                             "instances": fields["instances"],
                         }

@@ -1,12 +1,12 @@
 """Micro-batching: concurrent requests share one model call.
 
-Requests queue up; one worker task takes everything queued (up to ``max_batch`` images; a
-request is never split across batches, and one bigger than ``max_batch`` is run in chunks)
-and runs the model once in a worker thread (ONNX Runtime releases the GIL, so the event loop
-keeps reading requests meanwhile). While a model call runs the next batch
-fills up, so batches grow with load.
+Requests queue up; one model thread takes everything queued (up to ``max_batch`` images; a
+request is never split across batches, and one bigger than ``max_batch`` is run in chunks),
+runs the model once (ONNX Runtime releases the GIL, so the event loop keeps reading requests
+meanwhile) and hands the answers back to the event loop. The thread takes the next batch the
+moment it is free, so batches grow with load and the model never waits for the event loop.
 
-Before running a batch that is not full, the worker waits at most ``max_wait_s`` for requests
+Before running a batch that is not full, the thread waits at most ``max_wait_s`` for requests
 that have *arrived but are still being read or parsed* (see :meth:`MicroBatcher.incoming`). A
 lone request never waits, so an idle server answers at once.
 """
@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -48,7 +49,8 @@ class MicroBatcher(Generic[M]):
     """``await submit(images)`` -> (probabilities, model) computed in a shared batch.
 
     ``get_model`` is called once per batch: the model current at that moment computes the
-    whole batch (a hot swap never splits one). ``run`` is ``(model, batch) -> probabilities``.
+    whole batch (a hot swap never splits one). ``run`` is ``(model, batch) -> probabilities``;
+    both are called in the model thread.
     """
 
     def __init__(
@@ -63,33 +65,47 @@ class MicroBatcher(Generic[M]):
         self._run = run
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        # shared with the model thread, under _lock: _pending, _pending_images, _stopping, _asleep
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
         self._pending: deque[_Item] = deque()
         self._pending_images = 0
-        self._incoming = 0
-        self._arrived: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._stopping = False
+        self._asleep = False  # the model thread waits on _wake: only then is it notified
+        self._incoming = 0  # changed by the event loop only; read by the model thread
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self.batches = 0
         self.images = 0
 
     async def start(self) -> None:
-        self._arrived = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-model")
-        self._task = asyncio.create_task(self._worker(), name="edge-batcher")
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="edge-model", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        while self._pending:
-            item = self._pending.popleft()
+        """Let the model call in progress finish, then fail every request still queued."""
+        if self._thread is not None:
+            with self._lock:
+                self._stopping = True
+                self._wake.notify()
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            left, self._pending = list(self._pending), deque()
+            self._pending_images = 0
+        for item in left:
             if not item.future.done():
                 item.future.set_exception(RuntimeError("the server is shutting down"))
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        if self.batches:
+            log.info(
+                "%d images in %d model calls (%.1f per call)",
+                self.images,
+                self.batches,
+                self.images / self.batches,
+                extra={"fields": {"images": self.images, "model_calls": self.batches}},
+            )
 
     @contextlib.contextmanager
     def incoming(self) -> Iterator[Ticket]:
@@ -103,54 +119,62 @@ class MicroBatcher(Generic[M]):
         try:
             yield ticket
         finally:
-            self._close(ticket)
-
-    def _close(self, ticket: Ticket) -> None:
-        if ticket.open:
-            ticket.open = False
-            self._incoming -= 1
-            if self._arrived is not None:
-                self._arrived.set()
+            if ticket.open:
+                ticket.open = False
+                self._incoming -= 1
+                if self._thread is not None:
+                    with self._lock:
+                        if self._asleep:
+                            self._wake.notify()
 
     async def submit(self, images: np.ndarray, ticket: Ticket | None = None) -> tuple[np.ndarray, M]:
-        if self._arrived is None or self._task is None:
+        if self._thread is None or self._loop is None:
             raise RuntimeError("the batcher is not started")
-        if ticket is not None:
+        if ticket is not None and ticket.open:
             ticket.open = False
             self._incoming -= 1
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Item(images, future))
-        self._pending_images += len(images)
-        self._arrived.set()
+        future: asyncio.Future = self._loop.create_future()
+        with self._lock:
+            self._pending.append(_Item(images, future))
+            self._pending_images += len(images)
+            if self._asleep:
+                self._wake.notify()
         return await future
 
-    async def _collect(self) -> list[_Item]:
-        assert self._arrived is not None
-        while not self._pending:
-            self._arrived.clear()
-            await self._arrived.wait()
-        if self.max_wait_s > 0 and self._pending_images < self.max_batch and self._incoming > 0:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.max_wait_s
-            while self._pending_images < self.max_batch and self._incoming > 0:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                self._arrived.clear()
-                try:
-                    async with asyncio.timeout(remaining):
-                        await self._arrived.wait()
-                except TimeoutError:
-                    break
-        items = [self._pending.popleft()]
-        count = len(items[0].images)
-        # never split a request: one that does not fit opens the next batch
-        while self._pending and count + len(self._pending[0].images) <= self.max_batch:
-            item = self._pending.popleft()
-            items.append(item)
-            count += len(item.images)
-        self._pending_images -= count
-        return items
+    # ----------------------------------------------------------------- the model thread
+
+    def _take(self) -> list[_Item] | None:
+        """The next batch (None: stop). Waits for a first request, then up to ``max_wait_s``
+        for requests still being read while the batch is not full."""
+        with self._lock:
+            while not self._pending and not self._stopping:
+                self._sleep(None)
+            if self._stopping:
+                return None
+            if self.max_wait_s > 0 and self._incoming > 0 and self._pending_images < self.max_batch:
+                deadline = time.monotonic() + self.max_wait_s
+                while self._incoming > 0 and self._pending_images < self.max_batch and not self._stopping:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._sleep(remaining)
+            items = [self._pending.popleft()]
+            count = len(items[0].images)
+            # never split a request: one that does not fit opens the next batch
+            while self._pending and count + len(self._pending[0].images) <= self.max_batch:
+                item = self._pending.popleft()
+                items.append(item)
+                count += len(item.images)
+            self._pending_images -= count
+            return items
+
+    def _sleep(self, timeout: float | None) -> None:
+        """Wait for a notification (``_lock`` held): a submit, a request leaving, a stop."""
+        self._asleep = True
+        try:
+            self._wake.wait(timeout)
+        finally:
+            self._asleep = False
 
     def _run_bounded(self, model: M, batch: np.ndarray) -> np.ndarray:
         """One model call, or several of ``max_batch`` for a request bigger than that: the
@@ -160,33 +184,42 @@ class MicroBatcher(Generic[M]):
         step = self.max_batch
         return np.concatenate([self._run(model, batch[i : i + step]) for i in range(0, len(batch), step)])
 
-    async def _worker(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            items = await self._collect()
-            items = [i for i in items if not i.future.done()]  # the client went away
+    def _serve(self) -> None:
+        assert self._loop is not None
+        loop = self._loop
+        while (items := self._take()) is not None:
+            items = [i for i in items if not i.future.done()]  # cancelled: nobody waits for it
             if not items:
                 continue
             batch = items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])
-            model = self._get_model()
             try:
-                probs = await loop.run_in_executor(self._executor, self._run_bounded, model, batch)
-            except asyncio.CancelledError:
-                for item in items:
-                    if not item.future.done():
-                        item.future.set_exception(RuntimeError("the server is shutting down"))
-                raise
+                model = self._get_model()
+                probs = self._run_bounded(model, batch)
             except Exception as exc:  # noqa: BLE001 - reported to every request of the batch
                 log.exception("model call failed for a batch of %d images", len(batch))
-                for item in items:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            self.batches += 1
-            self.images += len(batch)
-            start = 0
-            for item in items:
-                end = start + len(item.images)
-                if not item.future.done():
-                    item.future.set_result((probs[start:end], model))
-                start = end
+                callback: Callable[..., None] = self._fail
+                args: tuple = (items, exc)
+            else:
+                callback, args = self._deliver, (items, probs, model)
+            try:
+                loop.call_soon_threadsafe(callback, *args)
+            except RuntimeError:  # the event loop is closed: nobody is waiting any more
+                return
+
+    # ----------------------------------------------------------------- back on the event loop
+
+    def _deliver(self, items: list[_Item], probs: np.ndarray, model: M) -> None:
+        self.batches += 1
+        self.images += len(probs)
+        start = 0
+        for item in items:
+            end = start + len(item.images)
+            if not item.future.done():
+                item.future.set_result((probs[start:end], model))
+            start = end
+
+    @staticmethod
+    def _fail(items: list[_Item], exc: Exception) -> None:
+        for item in items:
+            if not item.future.done():
+                item.future.set_exception(exc)

@@ -15,7 +15,15 @@ ACCESS_LOGGER = "vertex_edge.serving.access"
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """JSON lines on stderr for every logger (uvicorn's too). Called by the entry point only."""
+    """JSON lines on stderr for every logger (uvicorn's too). Called by the entry point only.
+
+    The JSON lines carry no caller, thread or process: logging is told not to look them up
+    (the "Optimization" settings of the logging HOWTO), which saves a few microseconds on
+    every per-request access line."""
+    logging._srcfile = None  # no caller lookup (a stack walk per record)
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
