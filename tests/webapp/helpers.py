@@ -106,6 +106,7 @@ def build_tiny_model(folder: Path, *, version: str = MODEL_VERSION, seed: int = 
         "created": "2026-11-22T11:00:00+00:00",
         "labels": list(LABELS),
         "input": {"name": "image", "shape": [None, 28, 28], "dtype": "float32", "range": [0, 255]},
+        "output": {"shape": [None, 10], "kind": "softmax probabilities"},
         "params": {},
         "data_version": "test",
         "git": {"commit": None, "dirty": False},

@@ -261,9 +261,9 @@ class Predictor:
         headers: list[tuple[bytes, bytes]] = []
         try:
             with self.batcher.incoming() as ticket:
-                batch = await self._parse(scope, receive, fields)
+                batch, with_labels = await self._parse(scope, receive, fields)
                 probs, model = await self.batcher.submit(batch, ticket)
-            status, body = 200, jsonio.dumps(_predictions(probs, model))
+            status, body = 200, jsonio.dumps(_predictions(probs, model, with_labels=with_labels))
         except Problem as problem:
             status, body = problem.code, _error_body(problem)
             if problem.headers:
@@ -276,7 +276,7 @@ class Predictor:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _parse(self, scope: Scope, receive: Receive, fields: dict[str, Any]) -> np.ndarray:
+    async def _parse(self, scope: Scope, receive: Receive, fields: dict[str, Any]) -> tuple[np.ndarray, bool]:
         content_type = declared = None
         for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
             if name == b"content-type" and content_type is None:
@@ -299,15 +299,15 @@ class Predictor:
             payload = jsonio.loads(body)
         except ValueError as exc:
             raise Problem(400, f'the body is not valid JSON ({exc}); expected {{"instances": [...]}}') from None
-        instances = _instances(payload, settings.max_instances)
+        instances, with_labels = _instances(payload, settings.max_instances)
         fields["instances"] = len(instances)
         # JSON true/false are not pixel values; skip looking for them when the body has none
         check_booleans = b"true" in body or b"false" in body
         if any(isinstance(i, dict) for i in instances):
             # image decoding stays off the event loop, in the bounded pool
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.pools.get("images"), _to_batch, instances, check_booleans)
-        return _to_batch(instances, check_booleans)
+            return await loop.run_in_executor(self.pools.get("images"), _to_batch, instances, check_booleans), with_labels
+        return _to_batch(instances, check_booleans), with_labels
 
 
 def _is_json(content_type: str) -> bool:
@@ -364,7 +364,8 @@ def _describe(value: object) -> str:
     return "a number"
 
 
-def _instances(payload: object, max_instances: int) -> list[object]:
+def _instances(payload: object, max_instances: int) -> tuple[list[object], bool]:
+    """The instances, and whether ``parameters.labels`` asks for every class's name."""
     expected = '{"instances": [...], "parameters": {...}} (parameters optional)'
     if not isinstance(payload, dict):
         raise Problem(400, f"the body is {_describe(payload)}; expected a JSON object {expected}")
@@ -386,7 +387,10 @@ def _instances(payload: object, max_instances: int) -> list[object]:
     parameters = payload.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise Problem(400, f"'parameters' is {_describe(parameters)}; expected an object")
-    return instances
+    with_labels = (parameters or {}).get("labels", False)
+    if not isinstance(with_labels, bool):
+        raise Problem(400, f"'parameters.labels' is {_describe(with_labels)}; expected true or false")
+    return instances, with_labels
 
 
 def _to_batch(instances: list[object], check_booleans: bool = True) -> np.ndarray:
@@ -430,15 +434,15 @@ def _fast_batch(instances: list[object]) -> np.ndarray | None:
     return arr.reshape(len(instances), 28, 28).astype(np.float32)
 
 
-def _predictions(probs: np.ndarray, model: LoadedModel) -> dict[str, Any]:
+def _predictions(probs: np.ndarray, model: LoadedModel, *, with_labels: bool = False) -> dict[str, Any]:
     labels = model.labels
     ids = probs.argmax(axis=1).tolist()
-    return {
-        "predictions": [
-            {"label": labels[k], "class_id": k, "probabilities": row} for k, row in zip(ids, probs, strict=True)
-        ],
-        "model_version": model.version,
-    }
+    items = [{"label": labels[k], "class_id": k, "probabilities": row} for k, row in zip(ids, probs, strict=True)]
+    if with_labels:  # every class's name, from the model card (the web app asks; Vertex AI passes it on)
+        names = list(labels)
+        for item in items:
+            item["labels"] = names
+    return {"predictions": items, "model_version": model.version}
 
 
 class _StatusRecorder:

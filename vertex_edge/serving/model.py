@@ -7,7 +7,6 @@ at once and a batch always reports the model that computed it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -19,15 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from vertex_edge.errors import CloudError, ConfigError, DataError
+from vertex_edge.artifact import ONNX_FILE, SERVED_FILES, ModelArtifact, ModelCard
+from vertex_edge.errors import ConfigError, DataError
+from vertex_edge.gcp.clients import storage_client
+from vertex_edge.gcp.errors import google_call
+from vertex_edge.registry import METADATA_FILE
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.onnx"
-CARD_FILE = "model_card.json"
-METADATA_FILE = "metadata.json"  # written by the local registry; optional
-#: the files the server needs from a model folder (model.keras is never downloaded)
-SERVED_FILES = (MODEL_FILE, CARD_FILE, METADATA_FILE)
 
 StorageClientFactory = Callable[[], Any]
 
@@ -39,7 +36,7 @@ class LoadedModel:
     labels: tuple[str, ...]
     version: str
     source: str
-    card: dict[str, Any] = field(repr=False)
+    card: ModelCard = field(repr=False)
     registry_version: str | None = None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -68,7 +65,7 @@ def load_model(
 ) -> LoadedModel:
     """Load the model at ``uri`` (a folder, ``file://`` URL or ``gs://bucket/path``)."""
     if uri.startswith("gs://"):
-        factory = storage_client_factory or default_storage_client
+        factory = storage_client_factory or storage_client
         dest = Path(tempfile.mkdtemp(prefix="edge-model-", dir=cache_dir))
         download_gcs(uri, dest, factory())
         return load_model_dir(dest, threads=threads, source=uri)
@@ -80,24 +77,14 @@ def load_model(
 
 
 def load_model_dir(folder: Path, *, threads: int = 0, source: str | None = None) -> LoadedModel:
-    """Read the card, check ``model.onnx`` against it and open an ONNX Runtime session."""
-    import onnxruntime as ort
+    """Read the card, check ``model.onnx`` against its sha256 and open an ONNX Runtime session."""
+    import onnxruntime as ort  # deferred: about 0.3 s to import, paid once when a model loads
 
     source = source or str(folder)
     if not folder.is_dir():
         raise DataError(f"model folder {folder} does not exist", hint="point AIP_STORAGE_URI at a trained model folder")
-    card = _read_card(folder)
-    model_path = folder / MODEL_FILE
-    if not model_path.is_file():
-        raise DataError(f"{source}: {MODEL_FILE} is missing")
-    expected = (card.get("artifacts") or {}).get(MODEL_FILE, {}).get("sha256")
-    if expected:
-        actual = _sha256(model_path)
-        if actual != expected:
-            raise DataError(
-                f"{source}: {MODEL_FILE} has sha256 {actual[:12]}..., the model card says {str(expected)[:12]}...; "
-                "the files do not belong together"
-            )
+    artifact = ModelArtifact.read(folder, source=source)
+    artifact.verify([ONNX_FILE])
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
@@ -105,62 +92,37 @@ def load_model_dir(folder: Path, *, threads: int = 0, source: str | None = None)
     # idle ONNX Runtime threads must not spin: they would take the CPU the event loop needs
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(artifact.onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise DataError(f"{source}: ONNX Runtime cannot load {MODEL_FILE}: {exc}") from None
+        raise DataError(f"{source}: ONNX Runtime cannot load {ONNX_FILE}: {exc}") from None
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise DataError(f"{source}: the model has {len(inputs)} inputs; expected one float32 [N, 28, 28] input")
     shape = list(inputs[0].shape)
     if len(shape) != 3 or [d for d in shape[1:] if isinstance(d, int)] not in ([28, 28], []):
         raise DataError(f"{source}: the model input has shape {shape}; expected [N, 28, 28]")
-    registry_version = None
-    metadata_path = folder / METADATA_FILE
-    if metadata_path.is_file():
-        try:
-            registry_version = str(json.loads(metadata_path.read_text(encoding="utf-8")).get("version") or "") or None
-        except (OSError, ValueError, AttributeError):
-            registry_version = None
     return LoadedModel(
         session=session,
         input_name=inputs[0].name,
-        labels=tuple(card["labels"]),
-        version=str(card["version"]),
+        labels=artifact.labels,
+        version=artifact.version,
         source=source,
-        card=card,
-        registry_version=registry_version,
+        card=artifact.card,
+        registry_version=_registry_version(folder),
     )
+
+
+def _registry_version(folder: Path) -> str | None:
+    """The local registry's version number, when the folder is a registry version."""
+    try:
+        return str(json.loads((folder / METADATA_FILE).read_text(encoding="utf-8")).get("version") or "") or None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def default_threads() -> int:
     """ONNX Runtime intra-op threads: half the CPUs (the other half parses requests), 1..4."""
     return max(1, min(4, (os.cpu_count() or 2) // 2))
-
-
-def _read_card(folder: Path) -> dict[str, Any]:
-    path = folder / CARD_FILE
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path} is missing: the server takes label names and the version from it") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(card, dict):
-        raise DataError(f"{path}: expected a JSON object")
-    labels = card.get("labels")
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) and x for x in labels):
-        raise DataError(f"{path}: 'labels' must be a list of class names (index = class id), got {labels!r}")
-    if not isinstance(card.get("version"), str) or not card["version"]:
-        raise DataError(f"{path}: 'version' must be a non-empty string")
-    return card
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def split_gcs_uri(uri: str) -> tuple[str, str]:
@@ -180,30 +142,13 @@ def download_gcs(uri: str, dest: Path, client: Any) -> list[str]:
     bucket_name, prefix = split_gcs_uri(uri)
     bucket = client.bucket(bucket_name)
     fetched = []
-    try:
-        for name in SERVED_FILES:
-            blob = bucket.blob(f"{prefix}/{name}" if prefix else name)
-            if not blob.exists():
-                if name == METADATA_FILE:
-                    continue
-                raise DataError(f"{uri}/{name} does not exist", hint="upload the model folder to AIP_STORAGE_URI")
-            blob.download_to_filename(str(dest / name))
-            fetched.append(name)
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - google-cloud-storage raises many exception types
-        raise CloudError(f"cannot download the model from {uri}: {type(exc).__name__}: {exc}") from None
+    for name in (*SERVED_FILES, METADATA_FILE):
+        blob = bucket.blob(f"{prefix}/{name}" if prefix else name)
+        if not google_call(f"cannot check {uri}/{name}", blob.exists):
+            if name == METADATA_FILE:
+                continue
+            raise DataError(f"{uri}/{name} does not exist", hint="upload the model folder to AIP_STORAGE_URI")
+        google_call(f"cannot download the model from {uri}", lambda blob=blob, name=name: blob.download_to_filename(str(dest / name)))
+        fetched.append(name)
     log.info("downloaded %s from %s", ", ".join(fetched), uri)
     return fetched
-
-
-def default_storage_client() -> Any:
-    """A google-cloud-storage client; anonymous when ``STORAGE_EMULATOR_HOST`` points at an emulator."""
-    from google.cloud import storage
-
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT") or "local"
-        return storage.Client(project=project, credentials=AnonymousCredentials())
-    return storage.Client()

@@ -16,6 +16,9 @@ class Prediction(BaseModel):
     label: str = Field(description="class name, from the model card's labels")
     class_id: int = Field(ge=0, description="index of the label")
     probabilities: list[float] = Field(description="one probability per label, index = class id")
+    labels: list[str] | None = Field(
+        default=None, description="every class's name, index = class id (only when parameters.labels is true)"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -79,8 +82,14 @@ def request_schema(max_instances: int) -> dict[str, Any]:
         "properties": {
             "instances": {"type": "array", "minItems": 1, "maxItems": max_instances, "items": instance},
             "parameters": {
-                "anyOf": [{"type": "object"}, {"type": "null"}],
-                "description": "optional; accepted and currently unused",
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "properties": {"labels": {"type": "boolean", "description": "also answer every class's name"}},
+                    },
+                    {"type": "null"},
+                ],
+                "description": "optional; 'labels': true adds every class's name to each prediction, other keys are ignored",
             },
         },
     }
