@@ -154,7 +154,7 @@ class FileExperimentStore:
 
     def read_artifact(self, run_id: str, name: str) -> bytes | None:
         run = self.get_run(run_id) if run_id.isdigit() else None
-        if run is None or name not in artifact_names(run) or not _plain_name(name):
+        if run is None or name not in artifact_names(run) or Path(name).name != name or name in (".", ".."):
             return None
         path = self.path / run_id / name
         try:
@@ -163,10 +163,6 @@ class FileExperimentStore:
             return path.read_bytes()
         except OSError:
             return None
-
-
-def _plain_name(name: str) -> bool:
-    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..") and "\0" not in name
 
 
 def _tail_text(path: Path, limit: int = OUTPUT_TAIL_BYTES) -> str:
@@ -191,9 +187,8 @@ LIST_PROJECTION = {"captured_out": 0, "experiment.sources": 0, "meta": 0, "host.
 class MongoExperimentStore:
     """Reads runs from Sacred's MongoDB collections (``runs``, ``metrics`` and GridFS ``fs``)."""
 
-    def __init__(self, client: Any, db: str, *, gridfs_factory: Any = None) -> None:
+    def __init__(self, client: Any, db: str) -> None:
         self.db = client[db]
-        self._gridfs_factory = gridfs_factory
         self._evaluations: dict[str, dict[str, Any] | None] = {}  # by GridFS file id: files never change
 
     def _metrics_for(self, run_ids: list[Any]) -> dict[Any, dict[str, Any]]:
@@ -230,8 +225,6 @@ class MongoExperimentStore:
         return self._finish(run, self._metrics_for([run["_id"]]).get(run["_id"], {}))
 
     def _gridfs(self) -> Any:
-        if self._gridfs_factory is not None:
-            return self._gridfs_factory(self.db)
         import gridfs  # deferred: part of pymongo, which only the MongoDB store needs
 
         return gridfs.GridFS(self.db)
@@ -394,6 +387,11 @@ def summarize(
         }  # fmt: skip
 
 
+def _str(d: dict[str, Any], key: str) -> str | None:
+    value = d.get(key)
+    return value if isinstance(value, str) else None
+
+
 def _summarize(run: dict[str, Any], now: datetime, dead_after_s: float) -> dict[str, Any]:
     info, config = _dict(run.get("info")), _dict(run.get("config"))
     run = {**run, "info": info}
@@ -411,29 +409,25 @@ def _summarize(run: dict[str, Any], now: datetime, dead_after_s: float) -> dict[
             epoch = max(epoch or 0, steps[-1])
     _, val_acc = metric_series(run, "val_accuracy")
     _, test_acc = metric_series(run, "test_accuracy")
-    evaluation = _dict(run.get("_evaluation"))
-    host = info.get("host") or _dict(run.get("host")).get("hostname")
-    vertex = info.get("vertex_job")
+    evaluation, vertex = _dict(run.get("_evaluation")), _dict(info.get("vertex_job"))
     return {
         "id": str(run.get("_id")),
         "status": status,
-        "sacred_status": run.get("status") if isinstance(run.get("status"), str) else None,
+        "sacred_status": _str(run, "status"),
         "problems": list(run.get("_problems") or []),
-        "name": _dict(run.get("experiment")).get("name"),
+        "name": _str(_dict(run.get("experiment")), "name"),
         "start": _iso(start),
         "stop": _iso(stop),
         "heartbeat": _iso(beat),
         "duration_s": round((end - start).total_seconds(), 1) if start and end and end >= start else None,
-        "host": host if isinstance(host, str) else None,
-        "backend": info.get("backend") if isinstance(info.get("backend"), str) else None,
-        "vertex_job": (vertex.get("name") or vertex.get("id") or vertex.get("display_name"))
-        if isinstance(vertex, dict)
-        else vertex,
-        "commit": git.get("commit") if isinstance(git.get("commit"), str) else None,
+        "host": _str(info, "host") or _str(_dict(run.get("host")), "hostname"),
+        "backend": _str(info, "backend"),
+        "vertex_job": _str(vertex, "name") or _str(vertex, "id") or _str(info, "vertex_job"),
+        "commit": _str(git, "commit"),
         "dirty": bool(git.get("dirty")),
-        "data_version": info.get("data_version") if isinstance(info.get("data_version"), str) else None,
-        "dvc_experiment": dvc.get("experiment") if isinstance(dvc.get("experiment"), str) else None,
-        "dvc_baseline": dvc.get("baseline") if isinstance(dvc.get("baseline"), str) else None,
+        "data_version": _str(info, "data_version"),
+        "dvc_experiment": _str(dvc, "experiment"),
+        "dvc_baseline": _str(dvc, "baseline"),
         "queued": bool(dvc.get("queued")),
         "params": flatten(config),
         "epoch": epoch,
@@ -446,8 +440,8 @@ def _summarize(run: dict[str, Any], now: datetime, dead_after_s: float) -> dict[
         "eval_log_loss": _number(evaluation.get("log_loss")),
         "gate_passed": evaluation.get("passed") if isinstance(evaluation.get("passed"), bool) else None,
         "gate_min_accuracy": _number(evaluation.get("min_accuracy")),
-        "model_sha256": model.get("sha256") if isinstance(model.get("sha256"), str) else None,
-        "model_version": model.get("version") if isinstance(model.get("version"), str) else None,
+        "model_sha256": _str(model, "sha256"),
+        "model_version": _str(model, "version"),
         "epochs_run": model.get("epochs_run") if isinstance(model.get("epochs_run"), int) else None,
         "artifacts": artifact_names(run),
         "fail_trace": "".join(run["fail_trace"]) if isinstance(run.get("fail_trace"), list) else None,

@@ -1,0 +1,102 @@
+"""The experiments UI: server-rendered pages (runs table, one run, a comparison), a read-only JSON
+API under ``/api/``, and the static assets - all served by this app, nothing from a CDN.
+
+``create_app(service)`` assembles it; nothing happens at import. Only GET (and HEAD) routes exist.
+A run that is corrupt, half-written or still running is shown as such: reading one never raises
+(:mod:`vertex_edge.tracking.runs`). A store that cannot be reached (MongoDB down, the port-forward
+gone) gives 503 with the reason; no stack trace reaches the browser.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from vertex_edge import __version__
+from vertex_edge.dashboard.routes import router
+from vertex_edge.dashboard.service import RunsService
+from vertex_edge.dashboard.views import Problem, problem_response, templates
+from vertex_edge.webapp.logs import RequestLogMiddleware, request_id
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+#: The web app's stylesheet and icon: the UI shares its look (its own sheet only adds tables and charts).
+WEBAPP_STATIC = Path(__file__).parent.parent / "webapp" / "static"
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def create_app(service: RunsService, *, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The app over ``service``'s store. ``allowed_hosts`` (Host headers answered) defaults to
+    loopback names: a page on another site cannot read runs through DNS rebinding."""
+    app = FastAPI(
+        title="vertex-edge experiments",
+        summary="Read-only view of the Sacred runs: table, run pages, comparisons.",
+        version=__version__,
+        debug=False,
+        docs_url=None,  # Swagger UI/ReDoc load assets from a CDN; the schema is at /openapi.json
+        redoc_url=None,
+    )
+    app.state.service = service
+    app.state.templates = templates()
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_HOSTS)
+    app.add_middleware(RequestLogMiddleware)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    @app.get("/static-webapp/app.css", include_in_schema=False)
+    def webapp_css() -> FileResponse:
+        return FileResponse(WEBAPP_STATIC / "app.css", media_type="text/css")
+
+    @app.get("/favicon.svg", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(WEBAPP_STATIC / "favicon.svg", media_type="image/svg+xml")
+
+    app.include_router(router)
+    _add_error_handlers(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: ("not_found", "Not found"), 405: ("method_not_allowed", "Read-only: only GET is answered")}
+        code, title = titles.get(exc.status_code, ("http_error", "Request failed"))
+        detail = (
+            exc.detail
+            if isinstance(exc.detail, str) and exc.detail not in ("Not Found", "Method Not Allowed")
+            else title
+        )
+        return problem_response(request, Problem(exc.status_code, code, title, detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()[:3])
+        return problem_response(
+            request, Problem(400, "invalid_request", "Invalid request", f"check {where or 'the URL'}")
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        if _store_unreachable(exc):
+            return problem_response(
+                request,
+                Problem(503, "store_unavailable", "The run store cannot be reached",
+                        f"{type(exc).__name__}: the store stopped answering - is MongoDB or its port-forward still up?"),
+            )  # fmt: skip
+        rid = request_id(request.scope)
+        log.error("unhandled error", exc_info=exc, extra={"fields": {"request_id": rid}})
+        return problem_response(
+            request, Problem(500, "internal", "Something went wrong", f"see the log (request {rid})")
+        )
+
+
+def _store_unreachable(exc: Exception) -> bool:
+    """A MongoDB driver error (checked by module, so pymongo is not imported here) or an OS error."""
+    return type(exc).__module__.startswith(("pymongo", "gridfs")) or isinstance(exc, OSError)
