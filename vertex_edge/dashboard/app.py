@@ -33,9 +33,10 @@ WEBAPP_STATIC = Path(__file__).parent.parent / "webapp" / "static"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
-def create_app(service: RunsService, *, allowed_hosts: list[str] | None = None) -> FastAPI:
+def create_app(service: RunsService, *, allowed_hosts: list[str] | None = None, refresh_ms: int = 4000) -> FastAPI:
     """The app over ``service``'s store. ``allowed_hosts`` (Host headers answered) defaults to
-    loopback names: a page on another site cannot read runs through DNS rebinding."""
+    loopback names: a page on another site cannot read runs through DNS rebinding. Pages poll
+    every ``refresh_ms`` while a run trains (the runs table every 6x that when none does)."""
     app = FastAPI(
         title="vertex-edge experiments",
         summary="Read-only view of the Sacred runs: table, run pages, comparisons.",
@@ -46,6 +47,7 @@ def create_app(service: RunsService, *, allowed_hosts: list[str] | None = None) 
     )
     app.state.service = service
     app.state.templates = templates()
+    app.state.refresh_ms = refresh_ms
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_HOSTS)
     app.add_middleware(RequestLogMiddleware)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

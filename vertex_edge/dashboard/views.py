@@ -48,7 +48,8 @@ def wants_json(request: Request) -> bool:
 
 def page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
     store = request.app.state.service.info
-    full = {"root": request.scope.get("root_path", ""), "store": store.description, "target": store.target, **context}
+    full = {"root": request.scope.get("root_path", ""), "store": store.description, "target": store.target,
+            "refresh_ms": request.app.state.refresh_ms, **context}  # fmt: skip
     return request.app.state.templates.TemplateResponse(request, template, full, status_code=status, headers=NO_STORE)
 
 

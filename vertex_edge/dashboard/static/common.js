@@ -2,6 +2,7 @@
 "use strict";
 window.Edge = (function () {
   const root = document.body.dataset.root || "";
+  const refreshMs = Number(document.body.dataset.refreshMs) || 4000;
   const COLORS = ["#2f5bd3", "#d9480f", "#2b8a3e", "#ae3ec9", "#e0a800", "#1098ad", "#c2255c", "#5c940d",
     "#364fc7", "#862e9c", "#e8590c", "#0b7285"];
   const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
@@ -54,6 +55,7 @@ window.Edge = (function () {
   }
 
   // One uPlot line chart: x = epochs, one series per {label, values by step, color, dash}.
+  // Returns {plot, destroy} (null when the chart library is missing).
   function lineChart(container, title, lines, yLabel) {
     const steps = Array.from(new Set(lines.flatMap((l) => l.steps))).sort((a, b) => a - b);
     const data = [steps];
@@ -94,9 +96,10 @@ window.Edge = (function () {
       return null;
     }
     const plot = new window.uPlot(opts, data, box);
-    if (window.ResizeObserver) new ResizeObserver(() => plot.setSize({ width: width(), height: 260 })).observe(box);
-    return plot;
+    const observer = window.ResizeObserver ? new ResizeObserver(() => plot.setSize({ width: width(), height: 260 })) : null;
+    if (observer) observer.observe(box);
+    return { plot, destroy: () => { if (observer) observer.disconnect(); plot.destroy(); } };
   }
 
-  return { root, COLORS, esc, isNum, num, param, duration, localTime, getJSON, lineChart };
+  return { root, refreshMs, COLORS, esc, isNum, num, param, duration, localTime, getJSON, lineChart };
 })();

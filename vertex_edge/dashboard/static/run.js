@@ -16,6 +16,7 @@
   }
 
   function draw(series) {
+    plots.forEach((p) => p && p.destroy());
     charts.replaceChildren();
     plots = [];
     const groups = [
@@ -52,6 +53,8 @@
       }
       draw(run.series || {});
       set("epoch", run.epoch || 0);
+      set("epochs-done", run.epoch || "—");
+      if (run.latest && E.isNum(run.latest.val_accuracy)) set("latest-val", (run.latest.val_accuracy * 100).toFixed(2) + " %");
       set("heartbeat", run.heartbeat ? new Date(run.heartbeat).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "—");
       set("best-val", E.isNum(run.best_val_accuracy) ? (run.best_val_accuracy * 100).toFixed(2) + " %" : "—");
       const out = document.getElementById("output");
@@ -65,5 +68,5 @@
       page.dataset.error = e.message;
     }
   }
-  window.setInterval(refresh, Number(page.dataset.refreshMs) || 4000);
+  window.setInterval(refresh, E.refreshMs);
 })();

@@ -253,7 +253,7 @@
     window.location.href = E.root + "/compare?ids=" + ids.map(encodeURIComponent).join(",");
   });
 
-  // --- loading and live refresh: every 5 s while a run trains, else every 30 s
+  // --- loading and live refresh: every refreshMs (4 s) while a run trains, else every 6x that
   let timer = null;
   async function load() {
     window.clearTimeout(timer);
@@ -269,12 +269,12 @@
       live.className = "live" + (active ? " on" : "");
       live.textContent = (active ? "live · " : "") + "updated " + new Date().toLocaleTimeString();
       table.dataset.loaded = String(Date.now());
-      timer = window.setTimeout(load, active ? 5000 : 30000);
+      timer = window.setTimeout(load, active ? E.refreshMs : 6 * E.refreshMs);
     } catch (e) {
       live.className = "live";
       live.textContent = "could not refresh: " + e.message;
       if (!state.data) tbody.innerHTML = '<tr><td class="empty-row" role="alert">Could not load the runs: ' + E.esc(e.message) + "</td></tr>";
-      timer = window.setTimeout(load, 10000);
+      timer = window.setTimeout(load, 2 * E.refreshMs);
     }
   }
   document.addEventListener("visibilitychange", () => {
