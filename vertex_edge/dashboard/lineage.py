@@ -32,6 +32,10 @@ class RegistryLink:
 
 class Lineage(Protocol):
     note: str | None
+    generation: int  # changes whenever the registry was read again
+
+    def refresh(self) -> None:
+        """Read the registry again if it changed (once per page or API answer)."""
 
     def links(self, run_id: str, sha256: str | None) -> list[RegistryLink]: ...
 
@@ -41,6 +45,10 @@ class NoLineage:
 
     def __init__(self, note: str | None = None) -> None:
         self.note = note
+        self.generation = 0
+
+    def refresh(self) -> None:
+        return None
 
     def links(self, run_id: str, sha256: str | None) -> list[RegistryLink]:
         return []
@@ -72,12 +80,14 @@ class LocalLineage:
     def __init__(self, registry: LocalRegistry) -> None:
         self.registry = registry
         self.note: str | None = None
+        self.generation = 0
         self._lock = threading.Lock()
         self._stamp: tuple[Any, ...] | None = None
-        self._entries: list[_Entry] = []
+        self._by_sha: dict[str, list[_Entry]] = {}
+        self._by_run: dict[str, list[_Entry]] = {}
         self._traffic: dict[str, int] = {}
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
         stamp = _stamp(self.registry.versions_dir, self.registry.endpoint_file)
         with self._lock:
             if stamp == self._stamp:
@@ -95,15 +105,21 @@ class LocalLineage:
                 traffic = dict(endpoint.traffic) if endpoint is not None else {}
             except EdgeError as exc:  # a corrupt metadata.json or endpoint.json: say so, keep the page up
                 note = f"the local registry could not be read: {exc.message}"
-            self._entries, self._traffic, self.note, self._stamp = entries, traffic, note, stamp
+            by_sha: dict[str, list[_Entry]] = {}
+            by_run: dict[str, list[_Entry]] = {}
+            for e in entries:
+                if e.sha256:
+                    by_sha.setdefault(e.sha256, []).append(e)
+                if e.run_id:
+                    by_run.setdefault(e.run_id, []).append(e)
+            self._by_sha, self._by_run, self._traffic, self.note, self._stamp = by_sha, by_run, traffic, note, stamp
+            self.generation += 1
 
     def links(self, run_id: str, sha256: str | None) -> list[RegistryLink]:
-        self._refresh()
-        found = []
-        for e in self._entries:
-            same = e.sha256 == sha256 if (e.sha256 and sha256) else (e.run_id is not None and e.run_id == run_id)
-            if same:
-                found.append(
-                    RegistryLink(e.version, int(self._traffic.get(e.version, 0)), e.gate_passed, e.gate_forced)
-                )
-        return found
+        """The run's versions, oldest first (call :meth:`refresh` first)."""
+        same = list(self._by_sha.get(sha256, [])) if sha256 else []
+        same += [e for e in self._by_run.get(run_id, []) if not (e.sha256 and sha256)]
+        same.sort(key=lambda e: int(e.version))
+        return [
+            RegistryLink(e.version, int(self._traffic.get(e.version, 0)), e.gate_passed, e.gate_forced) for e in same
+        ]

@@ -74,7 +74,7 @@ def compare_page(request: Request, ids: IdsQuery = None) -> Response:
 
 @router.get("/api/runs", summary="Every run, flattened params, which params differ", tags=["runs"])
 def api_runs(request: Request) -> Response:
-    return json_response(service_of(request).table())
+    return json_response(service_of(request).table_json())
 
 
 @router.get("/api/runs/{run_id}", summary="One run in full", tags=["runs"])

@@ -7,14 +7,13 @@ raises for a corrupt or half-written run; an unknown run id gives ``None``.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from vertex_edge.dashboard.lineage import Lineage, NoLineage
 from vertex_edge.dashboard.reproduce import reproduce_steps
+from vertex_edge.dashboard.table import RunsTable, changed_keys, clean, param_keys, value_key
 from vertex_edge.tracking.runs import (
     DEAD_AFTER_S,
     EPOCH_METRICS,
@@ -54,27 +53,6 @@ MEDIA_TYPES = {
 }  # fmt: skip  (HTML is shown as text: never run it)
 
 
-def clean(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    return value
-
-
-def _key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def changed_keys(param_sets: list[dict[str, Any]]) -> list[str]:
-    """The param keys whose value is not the same in every run (a key a run lacks counts as differing)."""
-    keys = sorted({k for params in param_sets for k in params})
-    return [k for k in keys if len({_key(p[k]) if k in p else "\0missing" for p in param_sets}) > 1]
-
-
 def media_type(name: str) -> str:
     dot = name.rfind(".")
     return MEDIA_TYPES.get(name[dot:].lower() if dot >= 0 else "", "application/octet-stream")
@@ -97,25 +75,20 @@ class RunsService:
         self.info = info
         self.lineage = lineage if lineage is not None else NoLineage()
         self.dead_after_s = dead_after_s
+        self.runs_table = RunsTable(self.lineage, dead_after_s)
 
-    def _row(self, run: dict[str, Any], now: datetime) -> dict[str, Any]:
-        row = summarize(run, now=now, dead_after_s=self.dead_after_s)
-        links = self.lineage.links(row["id"], row.get("model_sha256"))
-        row["registry"] = [link.as_dict() for link in links]
-        if row.get("gate_passed") is None and links and links[-1].gate_passed is not None:
-            row["gate_passed"] = links[-1].gate_passed  # evaluate's verdict not attached: the registry's
-        return row
+    def _info(self, now: datetime) -> dict[str, Any]:
+        return {"store": self.info.description, "target": self.info.target, "generated": now.isoformat()}
 
     def table(self, *, now: datetime | None = None) -> dict[str, Any]:
         """Every run (oldest first), the param keys, and those that differ between the runs."""
         now = now or datetime.now(UTC)
-        rows = [self._row(run, now) for run in self.store.list_runs()]
-        keys = sorted({k for r in rows for k in r["params"]})
-        return clean({
-            "store": self.info.description, "target": self.info.target, "generated": now.isoformat(),
-            "registry_note": self.lineage.note, "dead_after_s": self.dead_after_s,
-            "param_keys": keys, "changed_keys": changed_keys([r["params"] for r in rows]), "runs": rows,
-        })  # fmt: skip
+        return self.runs_table.as_dict(self.store.list_runs(), now, self._info(now))
+
+    def table_json(self, *, now: datetime | None = None) -> str:
+        """:meth:`table` as JSON, made from the rows cached since the last call where runs did not change."""
+        now = now or datetime.now(UTC)
+        return self.runs_table.as_json(self.store.list_runs(), now, self._info(now))
 
     def detail(self, run_id: str, *, now: datetime | None = None) -> dict[str, Any] | None:
         """One run in full: its row, per-epoch series, artifacts by role, evaluation, reproduce steps."""
@@ -123,7 +96,8 @@ class RunsService:
         if run is None:
             return None
         now = now or datetime.now(UTC)
-        row = self._row(run, now)
+        self.lineage.refresh()
+        row = self.runs_table.row(summarize(run, now=now, dead_after_s=self.dead_after_s), full=True)
         series = {}
         for name in (*EPOCH_METRICS, *sorted(set(run.get("metrics") or {}) - set(EPOCH_METRICS))):
             steps, values = metric_series(run, name)
@@ -157,12 +131,14 @@ class RunsService:
         if missing or not details:
             return None, missing
         keys = sorted({k for d in details for k in d["params"]})
-        changed = set(changed_keys([d["params"] for d in details]))
+        changed = set(changed_keys([param_keys(d["params"]) for d in details]))
         params = [{"key": k, "values": [d["params"].get(k) for d in details], "differs": k in changed} for k in keys]
         facts = []
         for key, label in FACTS:
             values = [d.get(key) for d in details]
-            facts.append({"key": key, "label": label, "values": values, "differs": len({_key(v) for v in values}) > 1})
+            facts.append(
+                {"key": key, "label": label, "values": values, "differs": len({value_key(v) for v in values}) > 1}
+            )
         metrics = []
         for key, label, better in COMPARED:
             values = [d.get(key) for d in details]

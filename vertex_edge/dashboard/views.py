@@ -3,7 +3,6 @@ as the API's JSON ``{error, message, request_id}``, by what the request wants.""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from vertex_edge import __version__
+from vertex_edge.dashboard.table import dumps
 from vertex_edge.dashboard.text import duration, number, param, percent, when
 from vertex_edge.webapp.logs import request_id
 
@@ -36,8 +36,8 @@ def templates() -> Jinja2Templates:
 
 
 def json_response(data: Any, status: int = 200) -> Response:
-    """Compact JSON (the service's data is already free of NaN), never cached."""
-    body = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
+    """Compact JSON (``data``, or text already JSON), never cached. NaN and infinity become null."""
+    body = data if isinstance(data, str) else dumps(data)
     return Response(body, status_code=status, media_type="application/json", headers=NO_STORE)
 
 
