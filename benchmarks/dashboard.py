@@ -98,7 +98,7 @@ def bench_browser(base: str, runs: int) -> dict[str, Any] | str:
 
     from tests.browser.conftest import CHROMIUM_ARGS
 
-    loaded, render, resort = [], [], []
+    loaded, render, resort, response, dcl = [], [], [], [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         for i in range(runs + 2):
@@ -106,6 +106,9 @@ def bench_browser(base: str, runs: int) -> dict[str, Any] | str:
             page.goto(base + "/")
             page.wait_for_selector("#runs[aria-busy=false]", timeout=30_000)
             mark = page.evaluate("performance.getEntriesByName('runs-table-rendered')[0].startTime")
+            nav = page.evaluate(
+                "(({responseEnd, domContentLoadedEventStart}) => [responseEnd, domContentLoadedEventStart])(performance.getEntriesByType('navigation')[0])"
+            )
             rows = int(page.get_attribute("#runs", "data-rows") or 0)
             own = float(page.get_attribute("#runs", "data-render-ms") or 0)
             t0 = time.perf_counter()
@@ -113,6 +116,8 @@ def bench_browser(base: str, runs: int) -> dict[str, Any] | str:
             resorted = (time.perf_counter() - t0) * 1000
             if i >= 2:
                 loaded.append(mark)
+                response.append(nav[0])
+                dcl.append(nav[1])
                 render.append(own)
                 resort.append(resorted)
             page.close()
@@ -120,6 +125,8 @@ def bench_browser(base: str, runs: int) -> dict[str, Any] | str:
     return {
         "rows": rows,
         "navigation_to_table": summary(loaded),
+        "page_received": summary(response),
+        "dom_content_loaded": summary(dcl),
         "render_only": summary(render),
         "click_to_resorted": summary(resort),
     }
@@ -169,7 +176,7 @@ def main() -> None:
     if isinstance(browser, str):
         print(f"  browser         {browser}")
     else:
-        for key in ("navigation_to_table", "render_only", "click_to_resorted"):
+        for key in ("navigation_to_table", "page_received", "dom_content_loaded", "render_only", "click_to_resorted"):
             r = browser[key]
             print(f"  {key:19} p50 {r['p50_ms']:7.1f} ms  p90 {r['p90_ms']:7.1f}  p99 {r['p99_ms']:7.1f}  n={r['n']}")
         nav = browser["navigation_to_table"]["p50_ms"]

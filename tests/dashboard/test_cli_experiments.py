@@ -59,6 +59,7 @@ def test_list_last_and_json(repo: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert edge(repo, "list", "--json", "-n", "3") == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["id"] for r in rows] == ["6", "7", "8"] and rows[0]["status"] == "DEAD"
+    assert rows[2]["model_sha256"] == f"{8:064x}" and "fail_trace" in rows[0]  # every field
 
 
 def test_show_prints_a_readable_summary(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -116,7 +116,7 @@ def list_runs(
     the quality gate and the registry version made from it."""
     app_ctx: AppContext = ctx.obj
     with open_service(app_ctx) as service:
-        data = service.table()
+        data = service.table(full=as_json)
     rows = data["runs"][-last:] if last else data["runs"]
     if as_json:
         app_ctx.console.print_json(json.dumps(rows))

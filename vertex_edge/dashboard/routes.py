@@ -53,7 +53,9 @@ def _no_run(run_id: str) -> HTTPException:
 
 @router.get("/", include_in_schema=False)
 def runs_page(request: Request) -> Response:
-    return page(request, "runs.html", {"title": "Experiments"})
+    """The table's data comes inside the page (one round trip); the page then polls ``/api/runs``."""
+    initial = service_of(request).table_json().replace("</", "<\\/")  # no "</script>" inside the script
+    return page(request, "runs.html", {"title": "Experiments", "initial": initial})
 
 
 @router.get("/runs/{run_id}", include_in_schema=False)

@@ -80,10 +80,11 @@ class RunsService:
     def _info(self, now: datetime) -> dict[str, Any]:
         return {"store": self.info.description, "target": self.info.target, "generated": now.isoformat()}
 
-    def table(self, *, now: datetime | None = None) -> dict[str, Any]:
-        """Every run (oldest first), the param keys, and those that differ between the runs."""
+    def table(self, *, now: datetime | None = None, full: bool = False) -> dict[str, Any]:
+        """Every run (oldest first), the param keys, and those that differ between the runs
+        (``full``: every field of each run's summary, not only the table's)."""
         now = now or datetime.now(UTC)
-        return self.runs_table.as_dict(self.store.list_runs(), now, self._info(now))
+        return self.runs_table.as_dict(self.store.list_runs(), now, self._info(now), full=full)
 
     def table_json(self, *, now: datetime | None = None) -> str:
         """:meth:`table` as JSON, made from the rows cached since the last call where runs did not change."""

@@ -19,8 +19,9 @@ from typing import Any
 from vertex_edge.dashboard.lineage import Lineage
 from vertex_edge.tracking.runs import summarize
 
-#: Summary fields only a run's own page needs (left out of the table).
-DETAIL_ONLY = ("fail_trace", "artifacts", "latest", "name", "eval_accuracy", "model_version", "vertex_job", "stop")
+#: Summary fields only a run's own page needs (left out of the table, which is a thousand rows long).
+DETAIL_ONLY = ("fail_trace", "artifacts", "latest", "name", "eval_accuracy", "model_version", "vertex_job", "stop",
+               "model_sha256", "dvc_baseline", "gate_min_accuracy", "eval_log_loss", "epochs_run", "queued")  # fmt: skip
 _MISSING = ("missing",)
 
 
@@ -112,9 +113,13 @@ class RunsTable:
         return {**info, "registry_note": self.lineage.note, "dead_after_s": self.dead_after_s,
                 "param_keys": keys, "changed_keys": changed_keys([e.keys for e in entries])}  # fmt: skip
 
-    def as_dict(self, runs: list[dict[str, Any]], now: datetime, info: dict[str, Any]) -> dict[str, Any]:
+    def as_dict(
+        self, runs: list[dict[str, Any]], now: datetime, info: dict[str, Any], *, full: bool = False
+    ) -> dict[str, Any]:
+        """The table; ``full``: each run with every field of its summary (``experiments list --json``)."""
         entries = self._collect(runs, now)
-        return clean({**self._head(entries, info), "runs": [e.row for e in entries]})
+        rows = [self.row(e.summary, full=True) for e in entries] if full else [e.row for e in entries]
+        return clean({**self._head(entries, info), "runs": rows})
 
     def as_json(self, runs: list[dict[str, Any]], now: datetime, info: dict[str, Any]) -> str:
         entries = self._collect(runs, now)

@@ -14,6 +14,8 @@
   const live = document.getElementById("live");
   const summary = document.getElementById("summary");
   const notice = document.getElementById("notice");
+  const more = document.getElementById("more");
+  const PAGE = 100; // rows in the DOM at first (as MLflow): laying out a table costs per cell; sort and filter see every run
 
   const url = new URL(window.location.href);
   const state = {
@@ -24,6 +26,7 @@
     sortDir: url.searchParams.get("dir") === "asc" ? 1 : -1,
     changedOnly: url.searchParams.get("all") !== "1",
     selected: new Set(),
+    limit: PAGE,
   };
   filterInput.value = state.text;
   changedOnly.checked = state.changedOnly;
@@ -161,12 +164,13 @@
       const label = c.param !== undefined ? '<span class="group-label">param</span>' + E.esc(c.label) : E.esc(c.label);
       return '<th scope="col" data-key="' + E.esc(c.key) + '" class="' + (c.cls || "") + (c.num ? " num" : "") + '" aria-sort="' + sorted + '" tabindex="0">' + label + "</th>";
     }).join("") + "</tr>";
-    const html = rows.map((r) => '<tr data-id="' + E.esc(r.id) + '" data-status="' + r.status + '"' + (state.selected.has(r.id) ? ' class="selected"' : "") + ">" +
+    const html = rows.slice(0, state.limit).map((r) => '<tr data-id="' + E.esc(r.id) + '" data-status="' + r.status + '"' + (state.selected.has(r.id) ? ' class="selected"' : "") + ">" +
       cols.map((c) => '<td class="' + (c.cls || "") + (c.num ? " num" : "") + '">' + cell(r, c) + "</td>").join("") + "</tr>");
     tbody.innerHTML = html.length ? html.join("") : '<tr><td class="empty-row" colspan="' + cols.length + '">' +
       (data.runs.length ? "No run matches the filter." : "No runs yet: run 'dvc repro' (or 'dvc exp run') to train one.") + "</td></tr>";
     table.setAttribute("aria-busy", "false");
 
+    renderMore(rows.length);
     renderChips();
     const hidden = state.data.param_keys.length - keys.length;
     summary.textContent = data.runs.length + " runs in the " + data.store + (rows.length !== data.runs.length ? " · " + rows.length + " shown" : "") +
@@ -179,6 +183,16 @@
     if (!performance.getEntriesByName("runs-table-rendered").length) performance.mark("runs-table-rendered");
     table.dataset.rows = String(rows.length);
     writeUrl();
+  }
+
+  function renderMore(total) {
+    const hidden = total - Math.min(total, state.limit);
+    more.hidden = hidden <= 0;
+    if (hidden > 0) {
+      more.innerHTML = "Showing " + state.limit + " of " + total + " runs (sorted and filtered over all of them) · " +
+        '<button type="button" class="link" data-more="' + PAGE + '">show ' + Math.min(PAGE, hidden) + " more</button> · " +
+        '<button type="button" class="link" data-more="all">show all</button>';
+    }
   }
 
   function renderChips() {
@@ -246,6 +260,12 @@
       render();
     }, 120);
   });
+  more.addEventListener("click", (ev) => {
+    const button = ev.target.closest("button[data-more]");
+    if (!button) return;
+    state.limit = button.dataset.more === "all" ? Infinity : state.limit + PAGE;
+    render();
+  });
   changedOnly.addEventListener("change", () => {
     state.changedOnly = changedOnly.checked;
     render();
@@ -257,21 +277,24 @@
 
   // --- loading and live refresh: every refreshMs (4 s) while a run trains, else every 6x that
   let timer = null;
+  function show(data) {
+    state.data = data;
+    const known = new Set(data.runs.map((r) => r.id));
+    for (const id of Array.from(state.selected)) if (!known.has(id)) state.selected.delete(id);
+    render();
+    const active = data.runs.some((r) => r.status === "RUNNING" || r.status === "QUEUED");
+    live.className = "live" + (active ? " on" : "");
+    live.textContent = (active ? "live · " : "") + "updated " + new Date().toLocaleTimeString();
+    table.dataset.loaded = String(Date.now());
+    timer = window.setTimeout(load, active ? E.refreshMs : 6 * E.refreshMs);
+  }
   async function load() {
     window.clearTimeout(timer);
     const t0 = performance.now();
     try {
       const data = await E.getJSON("/api/runs");
       table.dataset.fetchMs = (performance.now() - t0).toFixed(1);
-      state.data = data;
-      const known = new Set(data.runs.map((r) => r.id));
-      for (const id of Array.from(state.selected)) if (!known.has(id)) state.selected.delete(id);
-      render();
-      const active = data.runs.some((r) => r.status === "RUNNING" || r.status === "QUEUED");
-      live.className = "live" + (active ? " on" : "");
-      live.textContent = (active ? "live · " : "") + "updated " + new Date().toLocaleTimeString();
-      table.dataset.loaded = String(Date.now());
-      timer = window.setTimeout(load, active ? E.refreshMs : 6 * E.refreshMs);
+      show(data);
     } catch (e) {
       live.className = "live";
       live.textContent = "could not refresh: " + e.message;
@@ -282,5 +305,12 @@
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && state.data) load();
   });
-  load();
+  let initial = null;
+  try {
+    initial = JSON.parse(document.getElementById("runs-data").textContent);
+  } catch (e) {
+    initial = null;
+  }
+  if (initial && Array.isArray(initial.runs)) show(initial);
+  else load();
 })();
