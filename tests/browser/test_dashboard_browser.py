@@ -262,3 +262,23 @@ def test_a_running_run_updates_while_it_trains_then_finishes(browser, ui: str, s
         assert errors.messages == []
     finally:
         context.close()
+
+
+def test_a_long_table_shows_a_hundred_rows_then_more(browser, tmp_path: Path) -> None:
+    store = tmp_path / "many"
+    for i in range(1, 131):
+        write_run(store, i, config=params(learning_rate=0.001 * (1 + i % 4)), evaluated=False)
+    service = RunsService(FileExperimentStore(store), StoreInfo("Sacred file store (many)", "local"))
+    with serve_in_thread(create_app(service)) as url:
+        context, page, errors, _ = open_page(browser, url, "/")
+        try:
+            page.wait_for_selector("#runs[aria-busy=false]")
+            assert len(rows(page)) == 100 and rows(page)[0] == "130"
+            assert "Showing 100 of 130 runs" in page.text_content("[data-testid=more]")
+            page.click("th[data-key=id]")  # oldest first: sorted over all 130, not the 100 shown
+            assert rows(page)[0] == "1"
+            page.click("button[data-more=all]")
+            assert len(rows(page)) == 130 and page.is_hidden("[data-testid=more]")
+            assert errors.messages == []
+        finally:
+            context.close()

@@ -55,7 +55,7 @@ def _no_run(run_id: str) -> HTTPException:
 def runs_page(request: Request) -> Response:
     """The table's data comes inside the page (one round trip); the page then polls ``/api/runs``."""
     initial = service_of(request).table_json().replace("</", "<\\/")  # no "</script>" inside the script
-    return page(request, "runs.html", {"title": "Experiments", "initial": initial})
+    return page(request, "runs.html", {"title": "Experiments", "initial": initial, "script": "runs.js"})
 
 
 @router.get("/runs/{run_id}", include_in_schema=False)
@@ -63,7 +63,7 @@ def run_page(request: Request, run_id: RunId) -> Response:
     run = service_of(request).detail(run_id)
     if run is None:
         raise _no_run(run_id)
-    return page(request, "run.html", {"title": f"Run {run_id}", "run": run})
+    return page(request, "run.html", {"title": f"Run {run_id}", "run": run, "script": "run.js", "charts": True})
 
 
 @router.get("/compare", include_in_schema=False)
@@ -71,7 +71,16 @@ def compare_page(request: Request, ids: IdsQuery = None) -> Response:
     comparison, missing = service_of(request).compare(parse_ids(ids))
     if comparison is None:
         raise _no_run(", ".join(missing))
-    return page(request, "compare.html", {"title": "Compare runs " + ", ".join(comparison["ids"]), "cmp": comparison})
+    return page(
+        request,
+        "compare.html",
+        {
+            "title": "Compare runs " + ", ".join(comparison["ids"]),
+            "cmp": comparison,
+            "script": "compare.js",
+            "charts": True,
+        },
+    )
 
 
 @router.get("/api/runs", summary="Every run, flattened params, which params differ", tags=["runs"])
