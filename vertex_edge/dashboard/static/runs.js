@@ -152,6 +152,7 @@
   function render() {
     const started = performance.now();
     const data = state.data;
+    state.text = filterInput.value; // what is typed counts, even before the typing pause
     const terms = state.text.trim().split(/\s+/).filter(Boolean);
     const rows = data.runs.filter((r) => matches(r, terms));
     const keys = paramKeys(rows);
