@@ -149,3 +149,16 @@ def test_helpers() -> None:
     roles = [artifact_role(n) for n in ("train_history.csv", "model_card.json", "confusion_matrix.png",
                                         "confusion.csv", "evaluate.json", "metrics_evaluate.json", "model.onnx")]  # fmt: skip
     assert roles == ["history", "model_card", "confusion_png", "confusion_csv", "evaluation", "evaluation", "other"]
+
+
+def test_a_document_of_an_unexpected_shape_is_summarized_as_corrupt_with_every_field() -> None:
+    class Odd(dict):
+        def get(self, key, default=None):  # noqa: ANN001, ANN201 - a document that fails when read
+            if key == "config":
+                raise RuntimeError("boom")
+            return super().get(key, default)
+
+    s = summarize(Odd(_id=3, status="COMPLETED"))
+    assert s["status"] == "CORRUPT" and s["problems"] == ["unexpected run document (RuntimeError: boom)"]
+    assert set(s) == set(summarize({"_id": 1, "status": "COMPLETED"}))
+    assert summarize({"_id": 4, "status": "COMPLETED", "artifacts": "nope"})["artifacts"] == []

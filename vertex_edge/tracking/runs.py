@@ -264,8 +264,9 @@ class MongoExperimentStore:
 
 def artifact_names(run: dict[str, Any]) -> list[str]:
     """The names of a run's artifacts (file store: names; MongoDB: ``{name, file_id}`` entries)."""
-    names = []
-    for entry in run.get("artifacts") or []:
+    names: list[str] = []
+    entries = run.get("artifacts")
+    for entry in entries if isinstance(entries, list) else []:
         name = entry.get("name") if isinstance(entry, dict) else entry
         if isinstance(name, str) and name:
             names.append(name)
@@ -382,10 +383,8 @@ def summarize(
     try:
         return _summarize(run, now, dead_after_s)
     except Exception as exc:  # noqa: BLE001 - one odd run must not break a listing
-        return {
-            "id": str(run.get("_id")), "status": "CORRUPT", "sacred_status": None, "params": {},
-            "problems": [f"unexpected run document ({type(exc).__name__}: {exc})"], "artifacts": [],
-        }  # fmt: skip
+        problem = f"unexpected run document ({type(exc).__name__}: {exc})"
+        return _summarize({"_id": run.get("_id"), "status": "CORRUPT", "_problems": [problem]}, now, dead_after_s)
 
 
 def _str(d: dict[str, Any], key: str) -> str | None:
