@@ -252,3 +252,13 @@ def test_the_cached_table_is_the_table_and_follows_the_registry(
     add_version(registry, "4", run_id="8", sha256=f"{8:064x}")
     run8 = by_id(client)["8"]
     assert [link["version"] for link in run8["registry"]] == ["4"]
+
+
+def test_changed_keys() -> None:
+    from vertex_edge.dashboard.table import changed_keys, param_keys
+
+    maps = [
+        param_keys(p) for p in ({"a": 1, "b": True, "c": [1]}, {"a": 1, "b": 1, "c": [1]}, {"a": 1, "c": [1], "d": 0})
+    ]
+    assert changed_keys(maps) == ["b", "d"]  # True is not 1; a key one run lacks differs
+    assert changed_keys(maps[:1]) == [] and changed_keys([]) == []

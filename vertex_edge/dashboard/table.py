@@ -53,9 +53,22 @@ def value_key(value: Any) -> Any:
 
 def changed_keys(param_keys: list[dict[str, Any]]) -> list[str]:
     """The params whose value is not the same in every run (a run lacking one differs), from each
-    run's ``{param: value_key(value)}``."""
-    keys = sorted({k for params in param_keys for k in params})
-    return [k for k in keys if len({p.get(k, _MISSING) for p in param_keys}) > 1]
+    run's ``{param: value_key(value)}``. One pass; a key seen with two values is not looked at again."""
+    first: dict[str, Any] = {}
+    count: dict[str, int] = {}
+    changed: set[str] = set()
+    for params in param_keys:
+        for k, v in params.items():
+            if k in changed:
+                continue
+            if k not in first:
+                first[k], count[k] = v, 1
+            elif first[k] != v:
+                changed.add(k)
+            else:
+                count[k] += 1
+    n = len(param_keys)
+    return sorted(changed | {k for k, c in count.items() if k not in changed and c < n})
 
 
 def param_keys(params: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,9 @@ experiments UI - one reader for both.
 
 A run comes back as Sacred's own document (``run.json`` or the MongoDB ``runs`` entry) with
 ``config``, ``info`` and ``metrics`` merged in, ``_id`` as a string, and ``_problems``: the parts
-that could not be read. A corrupt or half-written file never raises: Sacred's file observer
-rewrites ``run.json`` in place on every heartbeat, so a reader can catch it half-written; the
-file store then keeps the last good copy it read, or retries once, and otherwise reports the run
-as CORRUPT.
+that could not be read. A corrupt or half-written file (Sacred rewrites ``run.json`` in place on
+every heartbeat) never raises: the file store keeps the last good copy, or retries once, or
+reports the run as CORRUPT.
 
 :func:`display_status` is the ONE place that decides the status a run is shown with (a RUNNING
 run whose heartbeat stopped is DEAD); :func:`summarize` gives every figure ``experiments list``
@@ -34,6 +33,9 @@ TERMINAL = ("COMPLETED", "FAILED", "INTERRUPTED", "TIMED_OUT")
 STATUSES = ("RUNNING", "QUEUED", *TERMINAL, "DEAD", "CORRUPT")
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 RUN_FILES = ("run.json", "config.json", "info.json", "metrics.json")
+#: A run changed when these did: Sacred writes config.json once, rewrites run.json on every event
+#: after metrics.json, and info.json after run.json within a heartbeat.
+WATCHED = ("run.json", "info.json")
 OUTPUT_TAIL_BYTES = 256 * 1024
 ARTIFACT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -79,12 +81,13 @@ class FileExperimentStore:
         self._cache: dict[str, tuple[tuple[Any, ...], dict[str, Any], bool]] = {}
         self._lock = threading.Lock()
 
-    def _folders(self) -> list[Path]:
+    def _folders(self) -> list[str]:
+        """The run ids (folder names), in order."""
         try:
             entries = list(os.scandir(self.path))
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return [Path(e.path) for e in entries if e.name.isdigit() and e.is_dir()]
+        return sorted((e.name for e in entries if e.name.isdigit() and e.is_dir()), key=int)
 
     def _load(self, folder: Path, previous: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
         """(the run, whether every file present was read): a file that fails to read takes the
@@ -127,29 +130,27 @@ class FileExperimentStore:
         value, why = _read_json(folder / name)
         return value if why is None and isinstance(value, dict) else None
 
-    def _run(self, folder: Path) -> dict[str, Any]:
-        base = os.fspath(folder) + os.sep  # plain strings: a thousand runs are four thousand stat calls
-        sig = tuple(_stat_key(base + name) for name in RUN_FILES)
-        with self._lock:
-            cached = self._cache.get(folder.name)
+    def _run(self, run_id: str) -> dict[str, Any]:
+        base = f"{self.path}{os.sep}{run_id}{os.sep}"  # plain strings: 1,000 runs are 2,000 stat calls
+        sig = tuple(_stat_key(base + name) for name in WATCHED)
+        cached = self._cache.get(run_id)  # (a dict read is atomic; writes take the lock)
         if cached is not None and cached[0] == sig:
             return cached[1]
         good = cached[1] if cached is not None and cached[2] else None
-        run, whole = self._load(folder, good)
+        run, whole = self._load(self.path / run_id, good)
         if whole or good is None:  # a run caught mid-write is read again next time
             with self._lock:
-                self._cache[folder.name] = (sig, run, whole)
+                self._cache[run_id] = (sig, run, whole)
         return run
 
     def list_runs(self) -> list[dict[str, Any]]:
-        folders = sorted(self._folders(), key=lambda p: int(p.name))
-        return [self._run(folder) for folder in folders]
+        return [self._run(run_id) for run_id in self._folders()]
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         folder = self.path / run_id
         if not run_id.isdigit() or not folder.is_dir():
             return None
-        run = dict(self._run(folder))
+        run = dict(self._run(run_id))
         run["captured_out"] = _tail_text(folder / "cout.txt")
         return run
 
