@@ -14,6 +14,7 @@ from tests.dashboard.conftest import add_version
 from tests.dashboard.runs_fixture import write_run
 from vertex_edge.dashboard.app import LOOPBACK_HOSTS, create_app
 from vertex_edge.dashboard.service import RunsService, StoreInfo
+from vertex_edge.dashboard.table import changed_keys, param_keys
 from vertex_edge.tracking.runs import FileExperimentStore
 
 
@@ -255,8 +256,6 @@ def test_the_cached_table_is_the_table_and_follows_the_registry(
 
 
 def test_changed_keys() -> None:
-    from vertex_edge.dashboard.table import changed_keys, param_keys
-
     maps = [
         param_keys(p) for p in ({"a": 1, "b": True, "c": [1]}, {"a": 1, "b": 1, "c": [1]}, {"a": 1, "c": [1], "d": 0})
     ]
