@@ -236,6 +236,11 @@ def test_static_assets_are_served_by_the_app(client: TestClient) -> None:
     for path in ("/static/vendor/uplot/uPlot.iife.min.js", "/static/vendor/uplot/uPlot.min.css", "/static/runs.js",
                  "/static/dashboard.css", "/static-webapp/app.css", "/favicon.svg"):  # fmt: skip
         assert client.get(path).status_code == 200, path
+    js = client.get("/static/runs.js")
+    assert js.headers["content-type"].startswith("text/javascript") and js.headers["etag"]
+    assert client.get("/static/runs.js", headers={"if-none-match": js.headers["etag"]}).status_code == 304
+    assert client.get("/static/nope.js").status_code == 404
+    assert client.get("/static/../routes.py").status_code == 404
     html = client.get("/").text + client.get("/runs/2").text
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
 

@@ -10,16 +10,15 @@ gone) gives 503 with the reason; no stack trace reaches the browser.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from vertex_edge import __version__
+from vertex_edge.dashboard.assets import asset_response, load_assets
 from vertex_edge.dashboard.routes import router
 from vertex_edge.dashboard.service import RunsService
 from vertex_edge.dashboard.views import Problem, problem_response, templates
@@ -27,9 +26,6 @@ from vertex_edge.webapp.logs import RequestLogMiddleware, request_id
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "static"
-#: The web app's stylesheet and icon: the UI shares its look (its own sheet only adds tables and charts).
-WEBAPP_STATIC = Path(__file__).parent.parent / "webapp" / "static"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
@@ -50,15 +46,16 @@ def create_app(service: RunsService, *, allowed_hosts: list[str] | None = None, 
     app.state.refresh_ms = refresh_ms
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_HOSTS)
     app.add_middleware(RequestLogMiddleware)
-    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    assets = load_assets()
 
-    @app.get("/static-webapp/app.css", include_in_schema=False)
-    def webapp_css() -> FileResponse:
-        return FileResponse(WEBAPP_STATIC / "app.css", media_type="text/css")
-
+    @app.get("/static/{name:path}", include_in_schema=False)
+    @app.get("/static-webapp/{name:path}", include_in_schema=False)
     @app.get("/favicon.svg", include_in_schema=False)
-    def favicon() -> FileResponse:
-        return FileResponse(WEBAPP_STATIC / "favicon.svg", media_type="image/svg+xml")
+    async def static(request: Request) -> Response:  # async: answered from memory, in the event loop
+        asset = assets.get(request.url.path)
+        if asset is None:
+            raise StarletteHTTPException(404, "no such file")
+        return asset_response(asset, request.headers.get("if-none-match"))
 
     app.include_router(router)
     _add_error_handlers(app)

@@ -307,8 +307,10 @@
     if (!document.hidden && state.data) load();
   });
   let initial = null;
+  performance.mark("runs-script");
   try {
     initial = JSON.parse(document.getElementById("runs-data").textContent);
+    performance.mark("runs-data-parsed");
   } catch (e) {
     initial = null;
   }
