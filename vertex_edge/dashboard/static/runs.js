@@ -31,7 +31,7 @@
   filterInput.value = state.text;
   changedOnly.checked = state.changedOnly;
 
-  const idValue = (r) => (/^\d+$/.test(r.id) ? Number(r.id) : r.id);
+  const idValue = (r) => (r._id === undefined ? (r._id = /^\d+$/.test(r.id) ? Number(r.id) : r.id) : r._id);
   // Columns: who and when, the params (between), the results, then where it ran (scrolled to).
   const HEAD = [
     { key: "id", label: "Run", cls: "first", get: idValue },
@@ -143,9 +143,10 @@
     const keys = state.data.param_keys;
     if (!state.changedOnly) return keys;
     if (rows.length < 2) return state.data.changed_keys.filter((k) => rows.length === 0 || k in rows[0].params);
+    const same = (a, b) => a === b || (typeof a === "object" && typeof b === "object" && JSON.stringify(a) === JSON.stringify(b));
     return keys.filter((k) => {
-      const first = JSON.stringify(rows[0].params[k]);
-      return rows.some((r) => JSON.stringify(r.params[k]) !== first);
+      const first = rows[0].params[k];
+      return rows.some((r) => !same(r.params[k], first));
     });
   }
 
