@@ -34,7 +34,9 @@ def assert_result(page: Any, label: str, version: str = MODEL_VERSION) -> None:
     widths = [float(w) for w in page.eval_on_selector_all(".bar-fill", "els => els.map(e => e.getBBox().width)")]
     assert max(widths) == widths[LABELS.index(label)] > 0
     # the 28x28 image the model saw has loaded
-    natural = page.eval_on_selector("[data-testid=model-input]", "img => [img.complete, img.naturalWidth, img.naturalHeight]")
+    natural = page.eval_on_selector(
+        "[data-testid=model-input]", "img => [img.complete, img.naturalWidth, img.naturalHeight]"
+    )
     assert natural == [True, 28, 28]
     assert page.text_content("[data-testid=model-version]") == version
 
