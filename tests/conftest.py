@@ -27,6 +27,7 @@ PROJECT_FILES = (
     ".dvcignore",
     ".gitignore",
     ".dvc/config",
+    ".dvc/plots",
     ".dvc/.gitignore",
 )
 
