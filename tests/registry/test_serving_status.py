@@ -5,8 +5,8 @@ endpoint back) when the server could not load the new version."""
 from __future__ import annotations
 
 import json
-import threading
 import os
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta

@@ -13,10 +13,10 @@ from google.api_core import exceptions as gexc
 from tests.serving.tiny_model import write_model_dir
 from tests.vertex.fake_aiplatform import ENDPOINT, FakeAiplatform, World
 from vertex_edge.deploy.candidate import Candidate, load_candidate
-from vertex_edge.gate import GatePolicy
 from vertex_edge.deploy.vertex_endpoint import VertexDeployer
 from vertex_edge.deploy.wiring import vertex_deployer
 from vertex_edge.errors import CloudError, QualityGateError, RegistryError, UsageError
+from vertex_edge.gate import GatePolicy
 
 IMAGE = "europe-west4-docker.pkg.dev/my-proj-123/edge/prediction:3f2a9c1d"
 
