@@ -30,7 +30,7 @@ from vertex_edge.deploy.candidate import (
 )
 from vertex_edge.deploy.serving_status import DEFAULT_WAIT_S
 from vertex_edge.deploy.wiring import get_deployer
-from vertex_edge.errors import UsageError
+from vertex_edge.errors import QualityGateError, UsageError
 
 app = new_app("deploy-vertex.py")
 
@@ -118,7 +118,12 @@ def deploy(
             _in_repo(app_ctx.repo, model_dir), evaluation_path=_in_repo(app_ctx.repo, evaluation), policy=policy
         )
         candidate.notes[:0] = notes
-        result = deployer.deploy(candidate, force=force, dry_run=dry_run)
+        try:
+            result = deployer.deploy(candidate, force=force, dry_run=dry_run)
+        except QualityGateError:
+            for note in candidate.notes:  # e.g. an experiment's lowered gate in the working tree
+                app_ctx.err.print(f"[yellow]note:[/] {escape(note)}")
+            raise
     _print_result(app_ctx, deployer.target, result)
     if result.error is not None:
         raise result.error
