@@ -63,6 +63,17 @@ def test_split_is_seeded_and_honours_subset() -> None:
     np.testing.assert_array_equal(a.labels, b.labels)
 
 
+def test_the_sacred_heartbeat_interval_is_applied() -> None:
+    from sacred import Experiment
+
+    from vertex_edge.training.run import BEAT_INTERVAL_S, RUN_OPTIONS
+
+    ex = Experiment("beat", save_git_info=False, interactive=True)
+    ex.main(lambda _run: _run.beat_interval)
+    assert ex.run(options={**RUN_OPTIONS, "--beat-interval": 2.5}).result == 2.5  # the flag is the one Sacred reads
+    assert ex.run(options=RUN_OPTIONS).result == BEAT_INTERVAL_S
+
+
 @pytest.mark.slow
 def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path: Path) -> None:
     from vertex_edge.gitinfo import GitInfo

@@ -54,6 +54,8 @@ HISTORY_ARTIFACT = "train_history.csv"
 CARD_ARTIFACT = "model_card.json"
 #: seconds between Sacred heartbeats (a RUNNING run whose heartbeat is much older is dead)
 BEAT_INTERVAL_S = 10.0
+#: Sacred's run options (its command-line flags, as ``Experiment.run`` takes them)
+RUN_OPTIONS = {"--beat-interval": BEAT_INTERVAL_S}
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ def run_training(
 
     with sigterm_as_interrupt():
         try:
-            run = ex.run(options={"--beat_interval": BEAT_INTERVAL_S})
+            run = ex.run(options=RUN_OPTIONS)
         except KeyboardInterrupt:
             echo("training interrupted: the run is recorded as INTERRUPTED")
             raise
