@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install run setup seed repro metrics test test-fast lint bench clean
+.PHONY: help install run gate setup seed repro metrics test test-fast lint bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -27,6 +27,11 @@ run: install  ## the main job: setup (local), seed the data, dvc repro, print me
 	$(PY) -m dvc repro
 	$(PY) -m dvc metrics show
 	$(PY) edge.py experiments list --last 1
+	@echo "next: commit the results so experiments have a baseline (README 'Team workflow'):"
+	@echo "  git add edge.yaml dvc.lock data metrics models reports && git commit -m 'first run' && dvc push"
+
+gate: install  ## the quality gate as an exit code (1 when the model is below params.yaml evaluate.min_accuracy)
+	$(PY) -m steps.gate
 
 test: install  ## the whole test suite (no network needed)
 	$(PY) -m pytest

@@ -1,6 +1,10 @@
 """DVC stages: each is ``python -m steps.<name>`` with explicit paths (dvc-step*.yaml owns them).
 
 A stage module is a thin ``main(argv=None)`` over pure functions in :mod:`vertex_edge`.
+
+A stage that fails under DVC loses nothing: DVC removed its outputs before running it, so
+:func:`run_step` checks the previous ones out again (:func:`vertex_edge.stage_files.restore_outputs`)
+and says so. Not after a lock conflict (exit 3): then another process is writing those outputs.
 """
 
 from __future__ import annotations
@@ -9,8 +13,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+from vertex_edge.dvc_env import STAGE_ENV
 from vertex_edge.errors import EdgeError
+from vertex_edge.stage_files import restore_outputs
 
 
 def run_step(
@@ -25,11 +32,22 @@ def run_step(
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"  hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
+        return after_failure(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return after_failure(130)
+    except Exception:  # a bug: restore the outputs, then show the traceback
+        after_failure(1)
+        raise
     return 0
+
+
+def after_failure(code: int) -> int:
+    """Under DVC, put back the outputs DVC removed before this stage ran (not after a lock conflict)."""
+    stage = os.environ.get(STAGE_ENV)
+    if stage and code != 3:
+        print(f"  {restore_outputs(Path.cwd(), stage)}", file=sys.stderr, flush=True)
+    return code
 
 
 def exit_process(code: int) -> None:

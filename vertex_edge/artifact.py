@@ -108,6 +108,11 @@ class ModelCard(_Part):
         return self.model_copy(update=fields)
 
 
+def short_data_version(version: str) -> str:
+    """The first 8 hex digits of a data version (``md5:0123abcd...`` or ``0123abcd...``), for tables."""
+    return version.rsplit(":", 1)[-1][:8]
+
+
 def digests(folder: Path, names: Iterable[str] = MODEL_FILES) -> dict[str, FileDigest]:
     """The sha256 and size of each of ``names`` present in ``folder``."""
     return {

@@ -1,13 +1,24 @@
-"""Typed views of ``params.yaml`` (the DVC params file)."""
+"""Typed views of ``params.yaml`` (the DVC params file).
+
+The stages load it with :func:`load_params` and name the sections they use in ``require``: such a
+section must be complete (every key written out, nested ones too), so an empty or partial
+``params.yaml`` is an error naming the missing keys instead of silently training with code defaults.
+:func:`committed_params` reads the version in the last commit (``git show HEAD:params.yaml``): deploy
+enforces the committed quality gate, not an experiment's overrides in the working tree.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vertex_edge.config import load_yaml_model
+from vertex_edge import proc
+from vertex_edge.config import validate_model
+from vertex_edge.errors import ConfigError, ExternalToolError
 
 
 class _Strict(BaseModel):
@@ -40,7 +51,16 @@ class TrainParams(_Strict):
 
 
 class EvaluateParams(_Strict):
-    min_accuracy: float = Field(default=0.9, ge=0.0, le=1.0)
+    min_accuracy: float = Field(default=0.9, ge=0.0, le=1.0, description="the quality gate on test accuracy")
+
+
+class DeployParams(_Strict):
+    """How ``deploy-vertex.py`` judges a new model against the one taking traffic (champion/challenger)."""
+
+    max_regression: float = Field(
+        default=0.01, ge=0.0, le=1.0,
+        description="refuse a model whose test accuracy is more than this below the serving version's",
+    )  # fmt: skip
 
 
 class Params(BaseModel):
@@ -48,6 +68,7 @@ class Params(BaseModel):
 
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    deploy: DeployParams = DeployParams()
 
     @model_validator(mode="before")
     @classmethod
@@ -55,5 +76,70 @@ class Params(BaseModel):
         return data or {}
 
 
-def load_params(path: Path) -> Params:
-    return load_yaml_model(path, Params, what="params file")
+#: the sections a stage may require to be complete, and their models
+SECTIONS: dict[str, type[BaseModel]] = {"train": TrainParams, "evaluate": EvaluateParams, "deploy": DeployParams}
+
+
+def missing_keys(model: type[BaseModel], data: Any, prefix: str) -> list[str]:
+    """The dotted keys of ``model`` (nested models included) that ``data`` does not set."""
+    if not isinstance(data, dict):
+        return [prefix]
+    missing: list[str] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}.{name}"
+        if name not in data:
+            missing.append(key)
+            continue
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            missing.extend(missing_keys(sub, data[name], key))
+    return missing
+
+
+def parse_params(text: str, source: str, *, require: Iterable[str] = ()) -> Params:
+    """Validate params.yaml's text; every section in ``require`` must set every key."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{source} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    wanted = list(require)
+    if wanted and not data:
+        raise ConfigError(
+            f"{source} is empty: it must set {', '.join(wanted)}",
+            hint="restore it with 'git checkout -- params.yaml' (code defaults are never used silently)",
+        )
+    missing = [key for section in wanted for key in missing_keys(SECTIONS[section], (data or {}).get(section), section)]
+    if missing:
+        shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+        raise ConfigError(
+            f"{source} does not set {shown}",
+            hint="write every key out (see the committed params.yaml: 'git show HEAD:params.yaml'); "
+            "code defaults are never used silently",
+        )
+    return validate_model(Params, data, source)
+
+
+def load_params(path: Path, *, require: Iterable[str] = ()) -> Params:
+    """Read and validate ``path``; :class:`ConfigError` naming every bad or missing key."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"params file {path} not found", hint="restore it: 'git checkout -- params.yaml'") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read params file {path}: {exc.strerror}") from None
+    return parse_params(text, f"params file {path}", require=require)
+
+
+def committed_params(repo: Path, path: Path, *, require: Iterable[str] = ()) -> tuple[Params, str] | None:
+    """``path`` as the last commit has it (``git show HEAD:<path>``) and where it came from, or None
+    when ``repo`` is not a git checkout or the file is not committed."""
+    try:
+        rel = Path(path).resolve().relative_to(Path(repo).resolve()).as_posix()
+        commit = proc.run(["git", "rev-parse", "HEAD"], cwd=repo).stdout.decode().strip()
+        text = proc.run(["git", "show", f"{commit}:{rel}"], cwd=repo).stdout.decode("utf-8")
+    except (ValueError, ExternalToolError):
+        return None
+    source = f"{rel} at commit {commit[:8]}"
+    return parse_params(text, source, require=require), source

@@ -6,6 +6,7 @@ Layout under the storage root's ``registry/`` folder::
     <model name>/versions/<N>/model.onnx, model.keras, model_card.json, metadata.json
     <model name>/endpoint.json    traffic map {version: percent} and the deployment history
     <model name>/registry.lock    held while a version is registered or the endpoint changes
+    <model name>/serving-status.json  written by a running ``edge.py serve`` (what it really serves)
 
 A version folder is written whole or not at all (:func:`~vertex_edge.fsutil.atomic_dir`);
 ``endpoint.json`` is written through a :class:`~vertex_edge.storage.LocalStore` with a
@@ -26,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vertex_edge.artifact import CARD_FILE, MODEL_FILES, ONNX_FILE, SERVED_FILES, ModelArtifact, ModelCard
-from vertex_edge.errors import PreconditionFailedError, RegistryError
+from vertex_edge.errors import DataError, PreconditionFailedError, RegistryError
 from vertex_edge.fsutil import atomic_dir, atomic_write_json
 from vertex_edge.state import LockInfo, StateStore, utcnow
 from vertex_edge.storage import LocalStore
@@ -48,6 +49,8 @@ class Deployment(BaseModel):
     previous: str | None = None
     at: str = Field(default_factory=utcnow)
     by: str = ""
+    forced: bool = False  # deployed with --force past the quality gate or the champion check
+    note: str = ""  # e.g. why the endpoint was set back
 
 
 class Endpoint(BaseModel):
@@ -101,6 +104,31 @@ class ModelVersion:
     @property
     def onnx_sha256(self) -> str | None:
         return ((self.metadata.get("artifacts") or {}).get(ONNX_FILE) or {}).get("sha256")
+
+    @property
+    def test_accuracy(self) -> float | None:
+        value = (self.metadata.get("metrics") or {}).get("test_accuracy")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def verify(self) -> ModelArtifact:
+        """The version's served files checked against its card (and the card against the metadata):
+        :class:`RegistryError` naming what is wrong when the version is corrupt."""
+        try:
+            artifact = self.artifact
+            artifact.verify([ONNX_FILE])
+        except DataError as exc:
+            raise RegistryError(
+                f"version {self.version} is corrupt: {exc.message}",
+                hint="it cannot take traffic; deploy another version with 'python deploy-vertex.py --version N'",
+            ) from None
+        recorded = self.onnx_sha256
+        if recorded is not None and recorded != artifact.card.onnx_sha256:
+            raise RegistryError(
+                f"version {self.version} is corrupt: its model card names model.onnx sha256 "
+                f"{artifact.card.onnx_sha256[:12]}..., the registry recorded {recorded[:12]}...",
+                hint="it cannot take traffic; deploy another version with 'python deploy-vertex.py --version N'",
+            )
+        return artifact
 
 
 class LocalRegistry:
@@ -193,7 +221,10 @@ class LocalRegistry:
                 f"the endpoint changed while this command ran ({exc.message})", hint="run the command again"
             ) from None
 
-    def set_traffic(self, endpoint_name: str, version: str, action: Literal["deploy", "rollback"], by: str) -> Endpoint:
+    def set_traffic(
+        self, endpoint_name: str, version: str, action: Literal["deploy", "rollback"], by: str, *,
+        forced: bool = False, note: str = "",
+    ) -> Endpoint:  # fmt: skip
         """Send all traffic to ``version`` and record it. Call it while holding :meth:`lock`."""
         self.get(version)  # must exist
         endpoint, generation = self.endpoint()
@@ -201,7 +232,9 @@ class LocalRegistry:
             endpoint = Endpoint(name=endpoint_name, model=self.model_name)
         previous = endpoint.serving_version
         endpoint.traffic = {version: 100}
-        endpoint.history.append(Deployment(action=action, version=version, previous=previous, by=by))
+        endpoint.history.append(
+            Deployment(action=action, version=version, previous=previous, by=by, forced=forced, note=note)
+        )
         self.save_endpoint(endpoint, generation)
         return endpoint
 

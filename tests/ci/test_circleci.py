@@ -144,7 +144,8 @@ def test_pushes_test_and_main_deploys() -> None:
     assert jobs["deploy"]["filters"] == {"branches": {"only": "main"}}
     assert set(jobs["deploy"]["requires"]) == {"lint", "unit-tests", "integration-tests"}
     deploy = " ".join(c for w, c in run_commands() if w == "deploy")
-    order = ["gcp-auth.sh", "images-push", "dvc pull", "vertex-repro", "dvc push", "deploy-vertex.py --yes", "webapp-deploy"]
+    order = ["gcp-auth.sh", "images-push", "dvc pull", "vertex-repro", "dvc push", "-m steps.gate", "deploy-vertex.py --yes",
+             "webapp-deploy"]  # fmt: skip
     positions = [deploy.index(step) for step in order]
     assert positions == sorted(positions), "deploy steps out of order"
 

@@ -63,6 +63,17 @@ def test_split_is_seeded_and_honours_subset() -> None:
     np.testing.assert_array_equal(a.labels, b.labels)
 
 
+def test_the_sacred_heartbeat_interval_is_applied() -> None:
+    from sacred import Experiment
+
+    from vertex_edge.training.run import BEAT_INTERVAL_S, RUN_OPTIONS
+
+    ex = Experiment("beat", save_git_info=False, interactive=True)
+    ex.main(lambda _run: _run.beat_interval)
+    assert ex.run(options={**RUN_OPTIONS, "--beat-interval": 2.5}).result == 2.5  # the flag is the one Sacred reads
+    assert ex.run(options=RUN_OPTIONS).result == BEAT_INTERVAL_S
+
+
 @pytest.mark.slow
 def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path: Path) -> None:
     from vertex_edge.gitinfo import GitInfo
@@ -83,6 +94,7 @@ def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path
         model_name="fashion-mnist",
         repo=tmp_path,
         echo=lines.append,
+        dvc={"experiment": "exp-1a2b3", "baseline": "c0ffee", "queued": True, "stage": "train"},
     )
     card = artifact.card
     assert sorted(p.name for p in outputs.model_dir.iterdir()) == ["model.keras", "model.onnx", "model_card.json"]
@@ -92,7 +104,9 @@ def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path
     assert card.git.commit == "abc"
     ModelArtifact.read(outputs.model_dir).verify()  # every file matches its sha256
     assert json.loads((outputs.model_dir / "model_card.json").read_text()) == card.model_dump(mode="json")
-    assert json.loads(outputs.metrics.read_text()) == card.metrics.model_dump(mode="json")
+    assert json.loads(outputs.metrics.read_text()) == {
+        "epochs": 2, "seconds": round(card.metrics.train_seconds), "data": card.data_version[:8], "sacred_run_id": "1",
+    }  # fmt: skip
     assert outputs.history.read_text().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
     assert len(outputs.history.read_text().splitlines()) == 3
     assert any(line.startswith("epoch 1/2") for line in lines)
@@ -105,6 +119,14 @@ def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path
     assert set(run["metrics"]) >= {"loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy"}
     assert run["metrics"]["loss"]["steps"] == [1, 2]
     assert "git" in run["info"] and "host" in run["info"] and run["info"]["backend"] == "local"
+    # joined to DVC both ways: the run names the experiment, train.json names the run
+    assert run["info"]["dvc"] == {"experiment": "exp-1a2b3", "baseline": "c0ffee", "queued": True, "stage": "train"}
+    assert run["info"]["pid"] > 0 and run["heartbeat"]
+    # the history and the card are attached to the run
+    assert run["artifacts"] == ["train_history.csv", "model_card.json"]
+    run_dir = tmp_path / "runs" / "1"
+    assert (run_dir / "train_history.csv").read_text() == outputs.history.read_text()
+    assert json.loads((run_dir / "model_card.json").read_text())["sacred_run_id"] == "1"
     assert summarize(run)["test_accuracy"] == pytest.approx(card.metrics.test_accuracy, abs=1e-6)
 
     import onnxruntime as ort
@@ -120,8 +142,11 @@ def test_tracked_training_writes_outputs_and_sacred_run(prepared: Path, tmp_path
 
 @pytest.mark.slow
 def test_sigterm_marks_run_interrupted_and_writes_no_model(prepared: Path, tmp_path: Path) -> None:
-    params = tmp_path / "params.yaml"
-    params.write_text("train:\n  epochs: 200\n  batch_size: 16\n  early_stopping_patience: 0\n")
+    import yaml
+
+    params = tmp_path / "params.yaml"  # every key set (the stage refuses a partial params.yaml)
+    train = TrainParams(epochs=200, batch_size=16, early_stopping_patience=0).model_dump(mode="json")
+    params.write_text(yaml.safe_dump({"train": train}))
     env = dict(os.environ, EDGE_EXPERIMENTS_DIR=str(tmp_path / "runs"), TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     env.pop("EDGE_OFFLINE", None)
     env.pop("EDGE_MONGODB_URL", None)

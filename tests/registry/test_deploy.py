@@ -1,4 +1,5 @@
-"""`python deploy-vertex.py` on the local target: register, gate, traffic, rollback, dry run."""
+"""`python deploy-vertex.py` on the local target: register, gate, traffic, rollback, dry run;
+judging a model by ITS figures against the committed gate and the champion."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import git
 from tests.registry.conftest import train
 
 REG = Path(".edge/registry/fashion-mnist")
@@ -20,7 +22,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(deploy_project: Path, deplo
     code, out, err = deploy_cli("--dry-run")
     assert code == 0, err
     assert "would register" in out and "as fashion-mnist version 1" in out
-    assert "test accuracy 0.9300 >= the quality gate 0.9000" in out
+    assert "quality gate (params.yaml (working tree)): test accuracy 0.9300 >= the quality gate 0.9000" in out
+    assert "champion/challenger: nothing takes traffic yet; not compared" in out
     assert "would set fashion-mnist-endpoint traffic to {1: 100} (now none)" in out
     assert "nothing was changed" in out
     assert not (deploy_project / ".edge").exists()
@@ -44,7 +47,11 @@ def test_deploy_registers_a_version_with_metadata_and_points_the_endpoint(deploy
     assert meta["params"] == {"epochs": 1, "batch_size": 128}
     assert meta["metrics"]["test_accuracy"] == 0.93
     assert meta["metrics"]["evaluate"]["count"] == 100
-    assert meta["quality_gate"] == {"min_accuracy": 0.9, "passed": True, "forced": False}
+    assert meta["metrics"]["test_accuracy_source"].startswith("evaluation.json (ONNX Runtime, 100 test images")
+    assert meta["quality_gate"] == {
+        "threshold": 0.9, "accuracy": 0.93, "margin": 0.03, "passed": True, "min_accuracy": 0.9,
+        "source": "params.yaml (working tree)", "forced": False,
+    }  # fmt: skip
     assert meta["sacred_run_id"] == "7"
     endpoint = json.loads((deploy_project / REG / "endpoint.json").read_text())
     assert endpoint["traffic"] == {"1": 100}
@@ -76,14 +83,43 @@ def test_quality_gate_refuses_with_the_figures_unless_forced(deploy_project: Pat
     assert code == 0, err
     assert "--force: deploying although test accuracy 0.8500 is below the quality gate 0.9000" in out
     meta = json.loads((deploy_project / REG / "versions" / "1" / "metadata.json").read_text())
-    assert meta["quality_gate"] == {"min_accuracy": 0.9, "passed": False, "forced": True}
+    gate = meta["quality_gate"]
+    assert (gate["passed"], gate["forced"], gate["threshold"], gate["accuracy"]) == (False, True, 0.9, 0.85)
+    assert gate["forced_by"] and gate["forced_at"]
+    endpoint = json.loads((deploy_project / REG / "endpoint.json").read_text())
+    assert endpoint["history"][-1]["forced"] is True
+
+    # a version registered below the gate takes traffic again only with --force
+    train(deploy_project, version="v-good", accuracy=0.95)
+    assert deploy_cli()[0] == 0
+    code, _, err = deploy_cli("--version", "1")
+    assert code == 1 and "version 1 was registered below the quality gate" in err
+    assert deploy_cli("--version", "1", "--force")[0] == 0
 
 
-def test_min_accuracy_override(deploy_project: Path, deploy_cli) -> None:
+def test_min_accuracy_can_only_make_the_gate_stricter(deploy_project: Path, deploy_cli) -> None:
     code, _, err = deploy_cli("--min-accuracy", "0.95", "--dry-run")
     assert code == 1 and "below the quality gate evaluate.min_accuracy 0.9500" in err
+    code, _, err = deploy_cli("--min-accuracy", "0.5")
+    assert code == 2 and "can only make the gate stricter" in err and "--force" in err
     code, _, err = deploy_cli("--min-accuracy", "1.5")
     assert code == 2 and "between 0 and 1" in err
+
+
+def test_the_committed_threshold_decides_not_the_working_tree(deploy_project: Path, deploy_cli) -> None:
+    for args in (["init", "-q"], ["config", "user.email", "t@e"], ["config", "user.name", "t"],
+                 ["add", "params.yaml"], ["commit", "-qm", "params"]):  # fmt: skip
+        git(deploy_project, *args)
+    commit = git(deploy_project, "rev-parse", "HEAD")[:8]
+    # an experiment's override in the working tree (`dvc exp run -S evaluate.min_accuracy=0`, then apply)
+    (deploy_project / "params.yaml").write_text("train:\n  epochs: 1\nevaluate:\n  min_accuracy: 0.0\n")
+    train(deploy_project, version="v-weak", accuracy=0.76)
+    code, out, err = deploy_cli("--dry-run")
+    assert code == 1
+    assert f"quality gate (params.yaml at commit {commit}): test accuracy 0.7600 is below the quality gate 0.9000" in out
+    assert "the working tree's params.yaml sets evaluate.min_accuracy 0.0000" in out
+    assert f"the threshold comes from params.yaml at commit {commit}" in err
+    assert not (deploy_project / ".edge").exists()
 
 
 def test_deploy_then_rollback_walks_back_the_history(deploy_project: Path, deploy_cli, edge_cli) -> None:
@@ -133,10 +169,68 @@ def test_missing_or_inconsistent_model_is_refused(deploy_project: Path, deploy_c
 
 
 def test_missing_evaluation_falls_back_to_the_card(deploy_project: Path, deploy_cli) -> None:
-    (deploy_project / "metrics" / "evaluate.json").unlink()
+    (deploy_project / "reports" / "evaluation.json").unlink()
     code, out, err = deploy_cli("--dry-run")
     assert code == 0, err
-    assert "using the model card's test accuracy" in out
+    assert "judging the model by its card's test accuracy" in out
+
+
+def test_an_evaluation_of_another_model_is_an_error(deploy_project: Path, deploy_cli) -> None:
+    """`dvc repro train` without evaluate: the record names the previous model's sha256."""
+    stale = (deploy_project / "reports" / "evaluation.json").read_text()
+    train(deploy_project, version="v-new", accuracy=0.26, bias_class=2)
+    (deploy_project / "reports" / "evaluation.json").write_text(stale)
+    code, _, err = deploy_cli("--force")
+    assert code == 1
+    assert "is the evaluation of model v1-aaaa" in err and "holds model v-new" in err
+    assert "belong to another model" in err and "dvc repro" in err
+    assert not (deploy_project / ".edge").exists()
+
+
+def test_champion_challenger(deploy_project: Path, deploy_cli) -> None:
+    assert deploy_cli()[0] == 0  # version 1: 0.93
+    train(deploy_project, version="v-worse", accuracy=0.91, bias_class=4)  # passes the gate, 0.02 below the champion
+    code, out, err = deploy_cli("--dry-run")
+    assert code == 1
+    assert "champion/challenger: challenger 0.9100 vs champion version 1 0.9300 (-0.0200; tolerance -0.0100): REFUSED" in out
+    assert "deploying would be refused" in out and "more than deploy.max_regression 0.0100" in err
+    code, _, err = deploy_cli()
+    assert code == 1 and "is 0.0200 below version 1 (0.9300)" in err
+    assert [p.name for p in (deploy_project / REG / "versions").iterdir()] == ["1"]
+
+    (deploy_project / "params.yaml").write_text("train:\n  epochs: 1\nevaluate:\n  min_accuracy: 0.9\ndeploy:\n  max_regression: 0.05\n")
+    code, out, _ = deploy_cli("--dry-run")
+    assert code == 0 and "(-0.0200; tolerance -0.0500): ok" in out
+
+    (deploy_project / "params.yaml").write_text("train:\n  epochs: 1\nevaluate:\n  min_accuracy: 0.9\ndeploy:\n  max_regression: 0.0\n")
+    code, out, err = deploy_cli("--force")
+    assert code == 0, err
+    meta = json.loads((deploy_project / REG / "versions" / "2" / "metadata.json").read_text())
+    assert meta["quality_gate"]["forced"] is True and meta["quality_gate"]["passed"] is True
+    assert meta["quality_gate"]["champion"] == {"version": "version 1", "accuracy": 0.93, "max_regression": 0.0, "ok": False}
+
+
+def test_champion_on_other_data_is_shown_not_enforced(deploy_project: Path, deploy_cli) -> None:
+    assert deploy_cli()[0] == 0
+    folder = train(deploy_project, version="v-newdata", accuracy=0.91, bias_class=4)
+    card = json.loads((folder / "model_card.json").read_text())
+    (folder / "model_card.json").write_text(json.dumps({**card, "data_version": "md5:ffff"}))
+    code, out, err = deploy_cli()
+    assert code == 0, err
+    assert "measured on different data versions, not enforced" in out
+
+
+def test_a_corrupt_version_never_takes_traffic(deploy_project: Path, deploy_cli) -> None:
+    assert deploy_cli()[0] == 0
+    train(deploy_project, version="v2-bbbb", accuracy=0.94, bias_class=3)
+    assert deploy_cli()[0] == 0
+    (deploy_project / REG / "versions" / "1" / "model.onnx").write_bytes(b"bit rot")
+    before = (deploy_project / REG / "endpoint.json").read_text()
+    for args in (["--rollback"], ["--rollback", "--dry-run"], ["--version", "1"]):
+        code, _, err = deploy_cli(*args)
+        assert code == 1, args
+        assert "version 1 is corrupt" in err
+    assert (deploy_project / REG / "endpoint.json").read_text() == before
 
 
 def test_flag_conflicts(deploy_project: Path, deploy_cli) -> None:

@@ -16,6 +16,7 @@ from vertex_edge.deploy.candidate import Candidate, load_candidate
 from vertex_edge.deploy.vertex_endpoint import VertexDeployer
 from vertex_edge.deploy.wiring import vertex_deployer
 from vertex_edge.errors import CloudError, QualityGateError, RegistryError, UsageError
+from vertex_edge.gate import GatePolicy
 
 IMAGE = "europe-west4-docker.pkg.dev/my-proj-123/edge/prediction:3f2a9c1d"
 
@@ -42,11 +43,14 @@ def deployer(world: World, uploads: list[tuple[list[str], str]]) -> VertexDeploy
     )  # fmt: skip
 
 
-def candidate(tmp_path: Path, version: str, accuracy: float = 0.93, gate: float = 0.9) -> Candidate:
+def candidate(tmp_path: Path, version: str, accuracy: float = 0.93, gate: float = 0.9, max_regression: float = 0.01) -> Candidate:
     folder = write_model_dir(tmp_path / version, version=version, accuracy=accuracy, run_id="12")
-    metrics = tmp_path / f"{version}-evaluate.json"
-    metrics.write_text(json.dumps({"accuracy": accuracy}))
-    return load_candidate(folder, metrics_path=metrics, params_path=tmp_path / "unused.yaml", min_accuracy=gate)
+    card = json.loads((folder / "model_card.json").read_text())
+    evaluation = tmp_path / f"{version}-evaluation.json"
+    evaluation.write_text(json.dumps({"model_version": version, "model_sha256": card["artifacts"]["model.onnx"]["sha256"],
+                                      "accuracy": accuracy, "log_loss": 0.3, "count": 100}))  # fmt: skip
+    policy = GatePolicy(min_accuracy=gate, max_regression=max_regression, source="params.yaml at commit 3f2a9c1d")
+    return load_candidate(folder, evaluation_path=evaluation, policy=policy)
 
 
 V1, V2, V3 = "20261122T110000Z-aaaaaaaa", "20261123T110000Z-bbbbbbbb", "20261124T110000Z-cccccccc"
@@ -68,7 +72,9 @@ def test_first_deploy_uploads_a_version_with_lineage_and_gives_it_all_traffic(
     assert upload["labels"] == {
         "managed-by": "vertex-edge", "git_commit": "3f2a9c1d" + "0" * 32, "git_dirty": "false",
         "data_version": "md5_0123456789abcdef", "sacred_run_id": "12", "test_accuracy": "0_9300", "quality_gate": "passed",
+        "gate_threshold": "0_9000",
     }  # fmt: skip
+    assert "(params.yaml at commit 3f2a9c1d)" in upload["version_description"]
     assert uploads == [(["model.keras", "model.onnx", "model_card.json"], upload["artifact_uri"])]
     deploy = dict(world.calls)["Endpoint.deploy"]
     assert deploy["traffic_percentage"] == 100
@@ -191,8 +197,25 @@ def test_quality_gate_and_force(deployer: VertexDeployer, world: World, tmp_path
         deployer.deploy(weak, force=False, dry_run=False)
     assert world.calls == []
     result = deployer.deploy(weak, force=True, dry_run=False)
-    assert dict(world.calls)["Model.upload"]["labels"]["quality_gate"] == "forced"
+    upload = dict(world.calls)["Model.upload"]
+    assert upload["labels"]["quality_gate"] == "forced" and upload["labels"]["forced_by"]
+    assert "deployed with --force by" in upload["version_description"]
     assert any("--force" in n for n in result.notes)
+
+
+def test_champion_challenger_uses_the_serving_version_labels(deployer: VertexDeployer, world: World, tmp_path: Path) -> None:
+    deployer.deploy(candidate(tmp_path, V1, accuracy=0.93), force=False, dry_run=False)
+    world.calls.clear()
+    worse = candidate(tmp_path, V2, accuracy=0.90, gate=0.85)
+    plan = deployer.deploy(worse, force=False, dry_run=True)
+    assert "champion/challenger: challenger 0.9000 vs champion version 1 0.9300 (-0.0300; tolerance -0.0100): REFUSED" in plan.actions
+    assert isinstance(plan.error, QualityGateError) and world.mutations() == []
+    with pytest.raises(QualityGateError, match="more than deploy.max_regression 0.0100"):
+        deployer.deploy(worse, force=False, dry_run=False)
+    assert world.mutations() == []
+    deployer.deploy(worse, force=True, dry_run=False)
+    assert dict(world.calls)["Model.upload"]["labels"]["quality_gate"] == "forced"
+    assert world.serving() == {"2": 100}
 
 
 def test_dry_run_calls_nothing_that_changes(deployer: VertexDeployer, world: World, tmp_path: Path) -> None:

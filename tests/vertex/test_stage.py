@@ -15,11 +15,11 @@ from vertex_edge.artifact import ModelCard
 from vertex_edge.config import parse_config
 from vertex_edge.params import load_params
 from vertex_edge.tracking.target import TrackingTarget
-from vertex_edge.training.run import TrainOutputs, run_training
+from vertex_edge.training.run import TrainOutputs, run_training, train_metrics
 from vertex_edge.vertex.backend import VertexBackend, VertexOptions, data_digest, plan_job
 from vertex_edge.vertex.local_jobs import LocalJobs
 
-LOCAL_INFO = {"data_version", "git", "host", "backend", "test_metrics", "model"}  # what the local stage records
+LOCAL_INFO = {"data_version", "git", "host", "pid", "backend", "dvc", "test_metrics", "model"}  # what the local stage records
 METRICS = {"loss", "accuracy", "val_loss", "val_accuracy", "test_accuracy"}
 
 
@@ -136,7 +136,8 @@ def test_vertex_stage_with_a_fake_api_and_the_gcs_emulator(
     assert "model.onnx" in emulator_files.listdir(record["output_uri"] + "/model")
     out = outputs(opts.repo)
     assert sorted(p.name for p in out.model_dir.iterdir()) == ["model.keras", "model.onnx", "model_card.json"]
-    assert json.loads(out.metrics.read_text()) == card.metrics.model_dump(mode="json")
+    assert json.loads(out.metrics.read_text()) == train_metrics(card)
+    assert json.loads(out.metrics.read_text())["sacred_run_id"] == "1"
     assert out.history.read_text().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
     assert card.sacred_run_id == "1" and card.training["vertex_job"]["name"] == record["name"]
     # the job's export is the served model: downloaded and verified by sha256, not exported again

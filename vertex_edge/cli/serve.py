@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vertex_edge.cli.context import AppContext
+from vertex_edge.deploy.serving_status import read_status
 from vertex_edge.errors import NotProvisionedError, UsageError
 from vertex_edge.layout import LocalLayout
 from vertex_edge.registry import LocalRegistry
@@ -139,12 +140,14 @@ def describe(
     rows = [_summary(v.version, v.metadata, traffic.get(v.version, 0)) for v in versions]
     all_deployments = endpoint.history if endpoint else []
     deployments = all_deployments[-history:] if history else all_deployments
+    status = read_status(registry.model_root)  # what a running 'edge.py serve' says it serves
     if as_json:
         data: dict[str, Any] = {
             "model": registry.model_name,
             "registry": str(registry.model_root),
             "endpoint": endpoint.model_dump(mode="json") if endpoint else None,
             "serving_version": endpoint.serving_version if endpoint else None,
+            "server": None if status is None else {**vars(status), "at": status.at.isoformat() if status.at else None},
             "versions": [{**v.metadata, "version": v.version, "traffic": traffic.get(v.version, 0)} for v in versions],
         }
         typer.echo(json.dumps(data, indent=2, default=str))
@@ -163,6 +166,11 @@ def describe(
         + (", ".join(f"version {v}: {p}%" for v, p in traffic.items()) or "none (not deployed)")
         + (f"  (serving version {serving})" if serving else "")
     )
+    if status is None:
+        console.print("  server: none is following this endpoint ('python edge.py serve' serves the version above)")
+    else:
+        mismatch = serving is not None and status.serving_version != serving
+        console.print(f"  server: {'[bold red]' if mismatch else ''}{escape(status.describe())}{'[/]' if mismatch else ''}")
     table = Table(title=f"{registry.model_name} versions ({registry.model_root})")
     for col in ("version", "traffic", "model version", "registered", "test acc", "gate", "data", "commit", "run"):
         table.add_column(col)
@@ -171,10 +179,11 @@ def describe(
     console.print(table)
     if deployments:
         hist = Table(title="deployments (newest last)")
-        for col in ("at", "action", "version", "previous", "by"):
+        for col in ("at", "action", "version", "previous", "by", "note"):
             hist.add_column(col)
         for d in deployments:
-            hist.add_row(d.at, d.action, d.version, d.previous or "-", d.by or "-")
+            note = "; ".join(x for x in ("--force" if d.forced else "", d.note) if x) or "-"
+            hist.add_row(d.at, d.action, d.version, d.previous or "-", d.by or "-", escape(note))
         console.print(hist)
 
 

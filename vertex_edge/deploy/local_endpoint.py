@@ -1,24 +1,31 @@
 """The local target's deployer: the registry and endpoint under the storage root.
 
-``deploy`` registers the candidate as the next version (or reuses the version that already
-holds the same ``model.onnx``), then sends all the endpoint's traffic to it. ``rollback``
-returns to the version deployed before the current one. A running ``python edge.py serve``
-follows ``endpoint.json`` and swaps the model in without dropping requests.
+``deploy`` judges the candidate (the quality gate, then champion/challenger against the version
+taking traffic), registers it as the next version (or reuses the version that already holds the
+same ``model.onnx``), then sends all the endpoint's traffic to it. ``rollback`` returns to the
+version deployed before the current one; ``--version N`` deploys a registered version. A version
+whose files do not match its card (sha256) never becomes the target of any of them.
+
+A deployment is reported done only when it is true: when an ``edge.py serve`` follows the endpoint
+(:mod:`~vertex_edge.deploy.serving_status`), deploy waits (``--wait``, default 30 s) until the
+server says it serves the new version. If the server could not load it (it keeps the old one), the
+endpoint is set back to the version really serving, and the deploy fails saying so.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vertex_edge.data.idx import IMAGES_MAGIC, decompress, parse_idx
-from vertex_edge.deploy.candidate import Candidate, DeployResult
-from vertex_edge.errors import RegistryError
+from vertex_edge.deploy.candidate import Candidate, Champion, DeployResult, deploy_user, judge, was_forced
+from vertex_edge.deploy.serving_status import DEFAULT_WAIT_S, Outcome, wait_for_version
+from vertex_edge.errors import QualityGateError, RegistryError, UsageError
 from vertex_edge.fsutil import atomic_write_bytes
 from vertex_edge.gitinfo import git_info
 from vertex_edge.registry import Endpoint, LocalRegistry
@@ -35,20 +42,31 @@ class LocalDeployer:
     endpoint_name: str
     repo: Path
     target: str = "local"
+    wait_s: float = DEFAULT_WAIT_S
+
+    def configure(self, *, traffic: int | None = None, wait_s: float | None = None, **_: Any) -> None:
+        """CLI options: how long to wait for a running server to confirm a deployment."""
+        if traffic is not None:
+            raise UsageError(f"--traffic applies to the gcp target; target '{self.target}' sends all traffic")
+        if wait_s is not None:
+            if wait_s < 0:
+                raise UsageError(f"--wait {wait_s}: expected seconds >= 0")
+            self.wait_s = wait_s
 
     # ---------------------------------------------------------------- deploy
 
     def deploy(self, candidate: Candidate, *, force: bool, dry_run: bool) -> DeployResult:
-        candidate.check_gate(force=force)
         result = DeployResult(dry_run=dry_run, notes=list(candidate.notes))
-        if not candidate.passed:
-            result.notes.append(f"--force: deploying although {candidate.gate_text()}")
+        refusal = judge(candidate, result, self._champion(candidate), force=force, recorded_in="in the registry")
+        if refusal is not None and not dry_run:
+            raise refusal
         card_name = candidate.card.name
         if card_name and card_name != self.registry.model_name:
             result.notes.append(
                 f"the model card names the model {card_name!r}; registering it as {self.registry.model_name!r} "
                 "(edge.yaml model.name)"
             )
+        forced = was_forced(candidate, result, force=force)
         if dry_run:
             existing = self.registry.find_by_sha256(candidate.onnx_sha256)
             version = existing.version if existing else self.registry.next_version()
@@ -61,37 +79,51 @@ class LocalDeployer:
                     f"in {self.registry.versions_dir}"
                 )
             self._plan_traffic(result, version)
+            result.error = refusal
             return result
         with self.registry.lock(_command("deploy")):
             existing = self.registry.find_by_sha256(candidate.onnx_sha256)
             if existing is not None:
+                existing.verify()
                 version = existing.version
                 result.actions.append(f"version {version} already holds this model.onnx: not registered again")
             else:
-                registered = self.registry.register(candidate.model_dir, self._metadata(candidate, force=force))
+                registered = self.registry.register(candidate.model_dir, self._metadata(candidate, result, forced=forced))
                 version = registered.version
                 result.changed = True
                 result.actions.append(
                     f"registered {candidate.model_dir} as {self.registry.model_name} version {version} "
                     f"(model {candidate.card.version}, {candidate.gate_text()})"
                 )
-            self._apply_traffic(result, version, "deploy")
+            changed_at = self._apply_traffic(result, version, "deploy", forced=forced)
+        self._confirm_serving(result, version, changed_at)
         return result
 
-    def deploy_version(self, version: str, *, dry_run: bool) -> DeployResult:
+    def deploy_version(self, version: str, *, dry_run: bool, force: bool = False) -> DeployResult:
         target = self.registry.get(version)
+        target.verify()
         result = DeployResult(dry_run=dry_run)
+        gate = target.metadata.get("quality_gate") or {}
+        if gate.get("passed") is False and not force:
+            raise QualityGateError(
+                f"version {target.version} was registered below the quality gate "
+                f"(test accuracy {target.test_accuracy}, gate {gate.get('min_accuracy')}, forced by "
+                f"{gate.get('forced_by') or 'someone'})",
+                hint="deploy it anyway with --force (recorded), or deploy another version",
+            )
         if dry_run:
             self._plan_traffic(result, target.version)
             return result
         with self.registry.lock(_command(f"deploy --version {version}")):
-            self._apply_traffic(result, target.version, "deploy")
+            changed_at = self._apply_traffic(result, target.version, "deploy", forced=bool(force and gate.get("passed") is False))
+        self._confirm_serving(result, target.version, changed_at)
         return result
 
     def rollback(self, *, dry_run: bool) -> DeployResult:
         result = DeployResult(dry_run=dry_run)
         endpoint, _ = self.registry.endpoint()
         target = _rollback_target(endpoint, self.endpoint_name)
+        self.registry.get(target).verify()
         if dry_run:
             result.actions.append(
                 f"would roll {self.endpoint_name} back from version {endpoint.serving_version} to version {target}"  # type: ignore[union-attr]
@@ -101,9 +133,21 @@ class LocalDeployer:
         with self.registry.lock(_command("rollback")):
             endpoint, _ = self.registry.endpoint()  # re-read under the lock
             target = _rollback_target(endpoint, self.endpoint_name)
-            self.registry.get(target)
-            self._apply_traffic(result, target, "rollback")
+            self.registry.get(target).verify()
+            changed_at = self._apply_traffic(result, target, "rollback")
+        self._confirm_serving(result, target, changed_at)
         return result
+
+    # ---------------------------------------------------------------- judging
+
+    def _champion(self, candidate: Candidate) -> Champion | None:
+        endpoint, _ = self.registry.endpoint()
+        serving = endpoint.serving_version if endpoint else None
+        if serving is None:
+            return None
+        version = self.registry.get(serving)
+        return Champion(f"version {serving}", version.test_accuracy, version.metadata.get("data_version"),
+                        same_model=version.onnx_sha256 == candidate.onnx_sha256)  # fmt: skip
 
     # ---------------------------------------------------------------- helpers
 
@@ -119,14 +163,19 @@ class LocalDeployer:
             )
         result.how_to_call = self.how_to_call(version)
 
-    def _apply_traffic(self, result: DeployResult, version: str, action: str) -> None:
+    def _apply_traffic(
+        self, result: DeployResult, version: str, action: Literal["deploy", "rollback"], *, forced: bool = False
+    ) -> datetime | None:
+        """Point the endpoint at ``version``; the time it changed (None: it already pointed there)."""
         endpoint, _ = self.registry.endpoint()
         before = dict(endpoint.traffic) if endpoint else {}
         result.version = version
+        changed_at = None
         if endpoint is not None and endpoint.traffic == {version: 100}:
             result.actions.append(f"{self.endpoint_name} already sends all traffic to version {version}: no change")
         else:
-            updated = self.registry.set_traffic(self.endpoint_name, version, action, _user())  # type: ignore[arg-type]
+            changed_at = datetime.now(UTC)
+            updated = self.registry.set_traffic(self.endpoint_name, version, action, deploy_user(), forced=forced)
             result.changed = True
             verb = "rolled back" if action == "rollback" else "pointed"
             result.actions.append(
@@ -135,10 +184,47 @@ class LocalDeployer:
             )
         self._write_sample_request()
         result.how_to_call = self.how_to_call(version)
+        return changed_at
 
-    def _metadata(self, candidate: Candidate, *, force: bool) -> dict[str, Any]:
+    def _confirm_serving(self, result: DeployResult, version: str, changed_at: datetime | None) -> None:
+        """Report what the running server (if any) really serves; a failed reload is an error."""
+        outcome = wait_for_version(self.registry.model_root, version, since=changed_at, timeout_s=self.wait_s)
+        if outcome.ok:
+            result.actions.append(outcome.text())
+            return
+        if outcome.kind == "failed":
+            result.error = self._set_back(outcome)
+            return
+        result.error = RegistryError(
+            f"{outcome.text()} (waited {self.wait_s:g} s)",
+            hint="see the server's log; 'python edge.py endpoint describe' shows what it serves; --wait SECONDS waits longer",
+        )
+
+    def _set_back(self, outcome: Outcome) -> RegistryError:
+        """The server kept its version: point the endpoint back at it so every record tells the truth."""
+        serving = outcome.status.serving_version if outcome.status else None
+        message = outcome.text()
+        if serving:
+            with self.registry.lock(_command("rollback (failed reload)")):
+                self.registry.get(serving)
+                self.registry.set_traffic(
+                    self.endpoint_name, serving, "rollback", deploy_user(),
+                    note=f"the server could not load version {outcome.version}",
+                )  # fmt: skip
+            message += f"; {self.endpoint_name} was set back to version {serving}, which is what it serves"
+        return RegistryError(message, hint="fix the version (or deploy another one) and run deploy-vertex.py again")
+
+    def _metadata(self, candidate: Candidate, result: DeployResult, *, forced: bool) -> dict[str, Any]:
         card = candidate.card
         evaluation = {k: v for k, v in candidate.evaluation.items() if k != "per_class"}
+        comparison = result.comparison
+        gate: dict[str, Any] = {**candidate.verdict.record(), "min_accuracy": candidate.min_accuracy,
+                                "source": candidate.policy.source, "forced": forced}  # fmt: skip
+        if forced:
+            gate |= {"forced_by": deploy_user(), "forced_at": utcnow()}
+        if comparison is not None:
+            gate["champion"] = {"version": comparison.champion, "accuracy": comparison.champion_accuracy,
+                                "max_regression": comparison.max_regression, "ok": comparison.ok}  # fmt: skip
         return {
             "model": self.registry.model_name,
             "model_version": card.version,
@@ -155,12 +241,12 @@ class LocalDeployer:
                 "card": card.metrics.model_dump(mode="json"),
                 "per_class": candidate.evaluation.get("per_class"),
             },
-            "quality_gate": {"min_accuracy": candidate.min_accuracy, "passed": candidate.passed, "forced": force},
+            "quality_gate": gate,
             "sacred_run_id": card.sacred_run_id,
             "labels": card.labels,
             "artifacts": {name: d.model_dump() for name, d in card.artifacts.items()},
             "source": str(candidate.model_dir),
-            "registered_by": _user(),
+            "registered_by": deploy_user(),
         }
 
     def how_to_call(self, version: str) -> list[str]:
@@ -218,13 +304,5 @@ def _shown(path: Path, repo: Path) -> str:
         return str(path)
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user database (containers)
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-
-
 def _command(what: str) -> str:
     return f"deploy-vertex.py {what}"
-

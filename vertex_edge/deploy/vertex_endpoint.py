@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vertex_edge.artifact import CARD_FILE, MODEL_FILES, ModelCard
-from vertex_edge.deploy.candidate import Candidate, DeployResult
+from vertex_edge.deploy.candidate import Candidate, Champion, DeployResult, deploy_user, judge, was_forced
 from vertex_edge.deploy.traffic import Deployed, EndpointView, new_split, version_alias
 from vertex_edge.errors import CloudError, RegistryError, UsageError
 from vertex_edge.gcp.errors import google_call, is_not_found, translate
@@ -72,8 +72,10 @@ class VertexDeployer:
         traffic: int | None = None,
         confirm: Callable[[str], None] | None = None,
         echo: Callable[[str], None] | None = None,
+        wait_s: float | None = None,
     ) -> None:
-        """CLI options: the new version's traffic share, how to confirm, where progress goes."""
+        """CLI options: the new version's traffic share, how to confirm, where progress goes.
+        (``wait_s`` is the local target's: a Vertex AI deployment returns once it serves.)"""
         if traffic is not None:
             if not 1 <= traffic <= 100:
                 raise UsageError(f"--traffic {traffic}: expected a percentage from 1 to 100")
@@ -119,16 +121,20 @@ class VertexDeployer:
     # ---------------------------------------------------------------- deploy
 
     def deploy(self, candidate: Candidate, *, force: bool, dry_run: bool) -> DeployResult:
-        candidate.check_gate(force=force)
+        if not dry_run:
+            candidate.check_gate(force=force)  # refused before any call to Google Cloud
         result = DeployResult(dry_run=dry_run, notes=list(candidate.notes))
-        if not candidate.passed:
-            result.notes.append(f"--force: deploying although {candidate.gate_text()}")
         card = candidate.card
         alias = version_alias(card)
         parent = self._parent()
         existing = self._version(parent, alias) if parent is not None else None
         endpoint = self._endpoint()
         view = self._view(endpoint)
+        refusal = judge(candidate, result, self._champion(candidate, parent, view), force=force,
+                        recorded_in="in the model's labels")  # fmt: skip
+        if refusal is not None and not dry_run:
+            raise refusal
+        forced = was_forced(candidate, result, force=force)
         if dry_run:
             if existing is not None:
                 result.actions.append(f"reuse registry version {existing.version_id}: it holds model {card.version}")
@@ -139,6 +145,7 @@ class VertexDeployer:
                     f"of '{self.model_name}' (model {card.version}, {candidate.gate_text()}; image {self.serving_image})"
                 )
             self._plan_switch(result, view, None if existing is None else str(existing.version_id))
+            result.error = refusal
             return result
         self.confirm(
             f"Deploy model {card.version} ({candidate.gate_text()}) to {self.endpoint_name} "
@@ -148,7 +155,7 @@ class VertexDeployer:
             model = existing
             result.actions.append(f"registry version {model.version_id} already holds model {card.version}: not uploaded again")
         else:
-            model = self._upload(candidate, parent, force=force)
+            model = self._upload(candidate, parent, forced=forced)
             result.changed = True
             result.actions.append(
                 f"registered model {card.version} as version {model.version_id} of {model.resource_name} "
@@ -157,7 +164,22 @@ class VertexDeployer:
         self._switch(result, endpoint, view, model)
         return result
 
-    def deploy_version(self, version: str, *, dry_run: bool) -> DeployResult:
+    def _champion(self, candidate: Candidate, parent: Any, view: EndpointView) -> Champion | None:
+        """The newest deployment taking traffic, with the figures its registry labels hold."""
+        live = view.newest_live()
+        model = self._version(parent, live.version) if (live is not None and parent is not None) else None
+        if live is None or model is None:
+            return None
+        labels = dict(getattr(model, "labels", None) or {})
+        data = labels.get("data_version")
+        same_data = data is not None and data == gcp_label(candidate.card.data_version)
+        return Champion(
+            f"version {live.version}", _label_accuracy(labels.get("test_accuracy")),
+            None if data is None else (candidate.card.data_version if same_data else data),
+            same_model=version_alias(candidate.card) in (getattr(model, "version_aliases", None) or []),
+        )  # fmt: skip
+
+    def deploy_version(self, version: str, *, dry_run: bool, force: bool = False) -> DeployResult:
         result = DeployResult(dry_run=dry_run)
         parent = self._parent()
         model = self._version(parent, version) if parent is not None else None
@@ -217,7 +239,7 @@ class VertexDeployer:
     def artifact_uri(self, card: ModelCard) -> str:
         return f"gs://{self.bucket}/models/{self.model_name}/{card.version}"
 
-    def _upload(self, candidate: Candidate, parent: Any | None, *, force: bool) -> Any:
+    def _upload(self, candidate: Candidate, parent: Any | None, *, forced: bool) -> Any:
         if self.image_check is not None:
             self.image_check(self.serving_image)
         card = candidate.card
@@ -236,8 +258,11 @@ class VertexDeployer:
             "data_version": gcp_label(card.data_version or "unknown"),
             "sacred_run_id": gcp_label(card.sacred_run_id or "none"),
             "test_accuracy": gcp_label(f"{candidate.accuracy:.4f}"),
-            "quality_gate": "forced" if (force and not candidate.passed) else "passed",
+            "quality_gate": "forced" if forced else "passed",
+            "gate_threshold": gcp_label(f"{candidate.min_accuracy:.4f}"),
         }
+        if forced:
+            labels["forced_by"] = gcp_label(deploy_user())
         self.echo(f"registering it in the Vertex AI Model Registry ({self.model_name})")
         return google_call("cannot upload the model to the Vertex AI Model Registry",
             lambda: self.aip.Model.upload(
@@ -245,7 +270,8 @@ class VertexDeployer:
                 parent_model=parent.resource_name if parent is not None else None,
                 is_default_version=True,
                 version_aliases=[version_alias(card)],
-                version_description=f"model {card.version}: {candidate.gate_text()}",
+                version_description=f"model {card.version}: {candidate.gate_text()} ({candidate.policy.source})"
+                + (f"; deployed with --force by {deploy_user()}" if forced else ""),
                 artifact_uri=uri,
                 serving_container_image_uri=self.serving_image,
                 serving_container_predict_route=PREDICT_ROUTE,
@@ -390,3 +416,11 @@ class VertexDeployer:
             f"-H 'Content-Type: application/json' -d '{{\"instances\": [<28x28 pixel rows>]}}' {url}",
             "python edge.py webapp      # the web app in front of this endpoint (gcp target)",
         ]
+
+
+def _label_accuracy(value: str | None) -> float | None:
+    """A ``test_accuracy`` label (``0_9342``) as a number."""
+    try:
+        return float(str(value).replace("_", ".")) if value else None
+    except ValueError:
+        return None

@@ -8,6 +8,13 @@ the Sacred run id, puts the folder in place atomically, writes ``metrics/train.j
 per-epoch history, and records the figures and the model's sha256 in the run. Ctrl-C and SIGTERM
 are recorded as INTERRUPTED.
 
+The run and DVC are joined both ways: the run's info holds ``dvc`` (the experiment's name, its
+baseline commit, whether it was queued; :mod:`vertex_edge.dvc_env`) and ``metrics/train.json``
+holds ``sacred_run_id`` (so ``dvc exp show`` has the column, and a run-cache restore still names
+the run that made the model). The history and the model card are attached to the run. Sacred's
+heartbeat (every :data:`BEAT_INTERVAL_S`) shows a live run; one killed outright (SIGKILL) keeps
+status RUNNING with a heartbeat that stops, which is how readers tell it is dead.
+
 Sacred is imported inside :func:`new_experiment`: it pulls in GitPython and jsonpickle, which
 ``edge.py`` commands that never train should not pay for.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import platform
 import signal
 from collections.abc import Callable, Iterator
@@ -25,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from vertex_edge.artifact import ModelArtifact
+from vertex_edge.artifact import ModelArtifact, ModelCard, short_data_version
 from vertex_edge.data.prepare import PreparedMeta, load_meta, load_npz
 from vertex_edge.fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from vertex_edge.gitinfo import GitInfo, git_info
@@ -33,12 +41,21 @@ from vertex_edge.params import TrainParams
 from vertex_edge.tracking.target import TrackingTarget, connect_mongo, make_observers
 from vertex_edge.training.export import save_model
 from vertex_edge.training.fit import train
+from vertex_edge.training.progress import progress_callback, quiet_tensorflow
 
 log = logging.getLogger(__name__)
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 SCALARS = HISTORY_FIELDS[1:]
 Echo = Callable[[str], None]
+#: names of the files attached to the Sacred run (the evaluate stage adds confusion_matrix.png,
+#: evaluate.json and evaluation.json: vertex_edge.evaluate)
+HISTORY_ARTIFACT = "train_history.csv"
+CARD_ARTIFACT = "model_card.json"
+#: seconds between Sacred heartbeats (a RUNNING run whose heartbeat is much older is dead)
+BEAT_INTERVAL_S = 10.0
+#: Sacred's run options (its command-line flags, as ``Experiment.run`` takes them)
+RUN_OPTIONS = {"--beat-interval": BEAT_INTERVAL_S}
 
 
 @dataclass(frozen=True)
@@ -93,7 +110,18 @@ class LocalBackend:
     ) -> Trained:
         train_split = load_npz(self.data_dir / "train.npz")
         test_split = load_npz(self.data_dir / "test.npz")
-        result = train(train_split, test_split, params, num_classes=meta.num_classes, on_epoch=on_epoch)
+        quiet_tensorflow()
+        bar = progress_callback(batch_size=params.batch_size, epochs=params.epochs)
+
+        def epoch_line(epoch: int, logs: dict[str, float], seconds: float | None, *, show: bool = True) -> None:
+            if bar is not None:
+                bar.clear()
+            on_epoch(epoch, logs, seconds, show=show)
+
+        result = train(
+            train_split, test_split, params, num_classes=meta.num_classes, on_epoch=epoch_line,
+            extra_callbacks=[bar] if bar is not None else None,
+        )  # fmt: skip
         artifact = save_model(
             result, folder, meta=meta, params=params, model_name=self.model_name, git=self.git,
             sample=test_split.images[:256],
@@ -108,6 +136,13 @@ def history_csv(history: list[dict[str, float]]) -> str:
     for row in history:
         writer.writerow({k: (round(row[k], 6) if k != "epoch" else int(row[k])) for k in HISTORY_FIELDS if k in row})
     return buf.getvalue()
+
+
+def train_metrics(card: ModelCard) -> dict[str, Any]:
+    """``metrics/train.json``: the training figures a person compares, and the Sacred run id."""
+    m = card.metrics
+    return {"epochs": m.epochs_run, "seconds": round(m.train_seconds), "data": short_data_version(card.data_version),
+            "sacred_run_id": card.sacred_run_id}  # fmt: skip
 
 
 def new_experiment(name: str, params: TrainParams, tracking: TrackingTarget, *, mongo_client: Any, echo: Echo) -> Any:
@@ -173,8 +208,10 @@ def run_training(
     repo: Path,
     echo: Echo = lambda line: None,
     mongo_client: Any = None,
+    dvc: dict[str, Any] | None = None,
 ) -> ModelArtifact:
-    """Train with ``backend`` as one Sacred run; write the outputs; return the model folder."""
+    """Train with ``backend`` as one Sacred run; write the outputs; return the model folder.
+    ``dvc`` is the DVC context recorded in the run's info (:func:`vertex_edge.dvc_env.dvc_context`)."""
     meta = load_meta(data_dir)
     ex = new_experiment(model_name, params, tracking, mongo_client=mongo_client, echo=echo)
     git = git_info(repo)
@@ -184,8 +221,8 @@ def run_training(
     def _run_main(_run: Any) -> float:
         run_id = None if _run._id is None else str(_run._id)
         _run.info.update(
-            {"data_version": meta.data_version, "git": git.model_dump(), "host": platform.node(),
-             "backend": backend.kind, **backend.start_info()}
+            {"data_version": meta.data_version, "git": git.model_dump(), "host": platform.node(), "pid": os.getpid(),
+             "backend": backend.kind, "dvc": dvc or {}, **backend.start_info()}
         )  # fmt: skip
         with atomic_dir(outputs.model_dir) as folder:
             trained = backend.train(
@@ -199,8 +236,10 @@ def run_training(
             f"test accuracy {metrics.test_accuracy:.4f}, loss {metrics.test_loss:.4f} "
             f"({metrics.epochs_run} epochs, best {metrics.best_epoch}, {metrics.train_seconds:.0f}s on {backend.kind})"
         )
-        atomic_write_json(outputs.metrics, metrics.model_dump(mode="json"))
+        atomic_write_json(outputs.metrics, train_metrics(card))
         atomic_write_text(outputs.history, history_csv(trained.history))
+        _run.add_artifact(str(outputs.history), name=HISTORY_ARTIFACT, content_type="text/csv")
+        _run.add_artifact(str(artifact.card_path), name=CARD_ARTIFACT, content_type="application/json")
         _run.info.update(trained.info)
         _run.info["test_metrics"] = {"accuracy": metrics.test_accuracy, "loss": metrics.test_loss}
         _run.info["model"] = {
@@ -213,7 +252,7 @@ def run_training(
 
     with sigterm_as_interrupt():
         try:
-            run = ex.run()
+            run = ex.run(options=RUN_OPTIONS)
         except KeyboardInterrupt:
             echo("training interrupted: the run is recorded as INTERRUPTED")
             raise

@@ -1,10 +1,17 @@
 """The ``train`` stage: what ``python -m steps.train``, ``python -m steps.train_vertex`` and
 ``python edge.py train`` all run, with the pipeline's paths.
 
-:func:`run_train_stage` loads ``edge.yaml`` and ``params.yaml`` once, opens the tracking
-environment (on the gcp target a port-forward to Sacred's MongoDB stays open while training
-runs), picks the backend (this machine, a Vertex AI job, or the same job run here) and runs the
-ONE tracked training (:func:`vertex_edge.training.run.run_training`).
+:func:`run_train_stage` loads ``edge.yaml`` and ``params.yaml`` once (every ``train`` key must be
+set), takes the workspace's training lock (:mod:`vertex_edge.training.guard`: one training per
+workspace; under DVC the training also stops when its ``dvc`` parent is killed), removes what a
+killed earlier run left behind, opens the tracking environment (on the gcp target a port-forward
+to Sacred's MongoDB stays open while training runs), picks the backend (this machine, a Vertex AI
+job, or the same job run here) and runs the ONE tracked training
+(:func:`vertex_edge.training.run.run_training`).
+
+In a queued experiment (``dvc exp run --queue``) the stage runs in DVC's temporary clone: the
+machine-local state (``edge.yaml`` when it is not committed, a relative storage root) is the
+workspace's (:func:`vertex_edge.dvc_env.workspace_root`), so its Sacred run lands in the same store.
 """
 
 from __future__ import annotations
@@ -16,13 +23,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vertex_edge.artifact import ModelArtifact
-from vertex_edge.config import EdgeConfig, load_config
+from vertex_edge.config import EdgeConfig
+from vertex_edge.dvc_env import STAGE_ENV, dvc_context, stage_config, workspace_root
 from vertex_edge.errors import UsageError
 from vertex_edge.gcp.sacred import tracking_environment
 from vertex_edge.gitinfo import git_info
 from vertex_edge.layout import LocalLayout
 from vertex_edge.params import load_params
+from vertex_edge.stage_files import clean_stale_temps
 from vertex_edge.tracking.target import resolve_tracking
+from vertex_edge.training.guard import train_lock, watch_parent
 from vertex_edge.training.run import Echo, LocalBackend, TrainingBackend, TrainOutputs, run_training
 from vertex_edge.vertex.backend import VertexOptions, make_vertex_backend
 
@@ -82,10 +92,15 @@ class TrainStage:
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else self.repo / p
 
+    @property
+    def workspace(self) -> Path:
+        """Where machine-local state lives: the repo, or for a queued experiment its workspace."""
+        return workspace_root(self.repo, os.environ)
+
     def config(self) -> EdgeConfig:
-        """edge.yaml, or the defaults where there is none yet (a fresh clone before setup)."""
-        path = self.path(self.config_path)
-        return load_config(path) if path.exists() else EdgeConfig()
+        """edge.yaml (here, else the workspace's), or the defaults where there is none yet (a fresh
+        clone before setup)."""
+        return stage_config(self.repo, self.config_path, os.environ)
 
     def vertex_options(self, config: EdgeConfig) -> VertexOptions:
         return VertexOptions(
@@ -101,23 +116,31 @@ def run_train_stage(
 ) -> ModelArtifact:
     """Train as the stage does; return the model folder written to ``stage.outputs.model_dir``."""
     config = stage.config()
-    params = load_params(stage.path(stage.params_path))
+    params = load_params(stage.path(stage.params_path), require=["train"])
     outputs = TrainOutputs(*(stage.path(p) for p in (stage.outputs.model_dir, stage.outputs.metrics, stage.outputs.history)))
     backend: TrainingBackend
     if stage.backend == "local":
         backend = LocalBackend(stage.path(stage.data_dir), config.model.name, git_info(stage.repo))
     else:
         backend = make_vertex_backend(stage.vertex_options(config), echo=echo, confirm_cancel=confirm_cancel)
-    with tracking_environment(config, os.environ, offline=stage.offline) as env:
-        tracking = resolve_tracking(
-            enabled=config.tracking.enabled,
-            mongodb_url=config.tracking.mongodb_url,
-            mongodb_db=config.tracking.mongodb_db,
-            file_store=LocalLayout.from_config(config, stage.repo).experiments,
-            env=env,
-            offline=stage.offline,
-        )
-        return run_training(
-            backend=backend, data_dir=stage.path(stage.data_dir), params=params.train, outputs=outputs,
-            tracking=tracking, model_name=config.model.name, repo=stage.repo, echo=echo,
-        )  # fmt: skip
+    with train_lock(outputs.model_dir):
+        for left in clean_stale_temps([outputs.model_dir, outputs.metrics, outputs.history], min_age_s=0):
+            echo(f"removed {left.name}, left behind by an interrupted run")
+        stop_watching = watch_parent() if os.environ.get(STAGE_ENV) else (lambda: None)
+        try:
+            with tracking_environment(config, os.environ, offline=stage.offline) as env:
+                tracking = resolve_tracking(
+                    enabled=config.tracking.enabled,
+                    mongodb_url=config.tracking.mongodb_url,
+                    mongodb_db=config.tracking.mongodb_db,
+                    file_store=LocalLayout.from_config(config, stage.workspace).experiments,
+                    env=env,
+                    offline=stage.offline,
+                )
+                return run_training(
+                    backend=backend, data_dir=stage.path(stage.data_dir), params=params.train, outputs=outputs,
+                    tracking=tracking, model_name=config.model.name, repo=stage.repo, echo=echo,
+                    dvc=dvc_context(stage.repo, os.environ),
+                )  # fmt: skip
+        finally:
+            stop_watching()
