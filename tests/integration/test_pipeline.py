@@ -104,6 +104,8 @@ def test_local_pipeline_end_to_end(project: Path, tmp_path: Path) -> None:
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "COMPLETED" and run["heartbeat"]
     assert run["artifacts"] == ["train_history.csv", "model_card.json", "confusion_matrix.png", "evaluate.json", "evaluation.json"]
+    # the run keeps what the terminal showed (experiments ui and Omniboard display it)
+    assert "epoch 1/" in (run_dir / "cout.txt").read_text()
 
     metrics = dvc(project, "metrics", "show", env=env)
     lines = metrics.stdout.splitlines()

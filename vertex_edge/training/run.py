@@ -151,13 +151,17 @@ def new_experiment(name: str, params: TrainParams, tracking: TrackingTarget, *, 
     Tracking is connected here, before any training: an unreachable MongoDB fails at once.
     """
     from sacred import SETTINGS, Experiment  # deferred: see the module docstring
+    from sacred.utils import apply_backspaces_and_linefeeds
 
     if tracking.kind == "mongo" and mongo_client is None:
         mongo_client = connect_mongo(tracking)
     observers = make_observers(tracking, mongo_client=mongo_client)
     echo(f"tracking: {tracking.describe()}")
-    SETTINGS.CAPTURE_MODE = "no"  # the terminal shows progress; metrics are logged explicitly
+    # the run keeps what the terminal showed (Omniboard and `experiments ui` display it); progress-bar
+    # redraws are folded to their last state
+    SETTINGS.CAPTURE_MODE = "sys"
     ex = Experiment(name, save_git_info=False)
+    ex.captured_out_filter = apply_backspaces_and_linefeeds
     logger = logging.getLogger("vertex_edge.sacred")  # Sacred's INFO lines duplicate ours
     logger.setLevel(logging.WARNING if observers else logging.ERROR)  # no "no observers" warning when offline
     ex.logger = logger

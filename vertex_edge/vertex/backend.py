@@ -26,6 +26,7 @@ from typing import Any, Literal
 from vertex_edge.artifact import ModelArtifact
 from vertex_edge.config import EdgeConfig
 from vertex_edge.data.prepare import PreparedMeta, load_meta
+from vertex_edge.dvc_env import workspace_root
 from vertex_edge.errors import DataError, UsageError
 from vertex_edge.fsutil import atomic_write_json, file_digest
 from vertex_edge.gcp.clients import GcpClients
@@ -81,7 +82,9 @@ class VertexOptions:
             raise UsageError(f"--replicas {self.replicas}: expected at least 1")
 
     def local_jobs_root(self) -> Path:
-        return LocalLayout.from_config(self.config, self.repo).vertex_local_jobs
+        """Under the storage root of the workspace (a queued experiment runs in a temporary clone
+        that DVC deletes afterwards: its job folder must outlive it)."""
+        return LocalLayout.from_config(self.config, workspace_root(self.repo, os.environ)).vertex_local_jobs
 
 
 # --- the prepared data where the job can read it ----------------------------------------
