@@ -76,7 +76,8 @@ class ModelMonitor:
         """What each prediction adds to the answer: ``{"ood": {"score", "flag"}}`` (or nothing)."""
         if not self.has_ood:
             return {}
-        return {"ood": {"score": round(float(row[self.classes]), 4), "flag": bool(row[self.classes + 1] > 0.5)}}
+        score, flag = row[self.classes : self.classes + 2].tolist()
+        return {"ood": {"score": round(score, 4), "flag": flag > 0.5}}
 
 
 def layout_metadata(columns: tuple[str, ...], *, threshold: float | None, fpr: float | None) -> dict[str, str]:
