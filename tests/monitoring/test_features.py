@@ -16,7 +16,7 @@ def feature(images: np.ndarray, name: str) -> np.ndarray:
 def test_a_blank_image() -> None:
     blank = np.zeros((1, 28, 28), np.float32)
     values = dict(zip(FEATURES, summarize(blank)[0].tolist(), strict=True))
-    assert values == {"mean": 0, "max": 0, "ink": 0, "border_ink": 0, "edges": 0, "bbox_w": 0, "bbox_h": 0,
+    assert values == {"mean": 0, "max": 0, "ink": 0, "border_ink": 0, "edges": 0, "width": 0, "height": 0,
                       "com_x": 13.5, "com_y": 13.5}  # fmt: skip
 
 
@@ -28,7 +28,7 @@ def test_a_rectangle() -> None:
     assert values["max"] == 255.0
     assert math.isclose(values["ink"], 80 / 784, rel_tol=1e-6)
     assert values["border_ink"] == 0.0
-    assert (values["bbox_w"], values["bbox_h"]) == (20, 4)
+    assert (values["width"], values["height"]) == (20, 4)
     assert math.isclose(values["com_x"], 13.5) and math.isclose(values["com_y"], 11.5)
     # the rectangle's outline (within the top-left 27x27): 2 x 4 vertical steps + 2 x 20 horizontal, 255 each
     assert math.isclose(values["edges"], (2 * 4 + 2 * 20) * 255.0 / (255.0 * 80), rel_tol=1e-6)

@@ -10,8 +10,8 @@ image itself:
 ``border_ink``  the same fraction on the outermost ring of pixels (objects are centred)
 ``edges``       total absolute difference to the right and lower neighbour (over the top-left
                 27x27 pixels) per unit of intensity
-``bbox_w``      width and height of the bounding box of the bright pixels (0..28)
-``bbox_h``
+``width``       how many columns and rows hold a bright pixel (0..28): the object's width and
+``height``      height (its bounding box for a solid object)
 ``com_x``       centre of mass of the intensity, in pixels from the left/top (13.5 = centre)
 ``com_y``
 ==============  ============================================================================
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-FEATURES = ("mean", "max", "ink", "border_ink", "edges", "bbox_w", "bbox_h", "com_x", "com_y")
+FEATURES = ("mean", "max", "ink", "border_ink", "edges", "width", "height", "com_x", "com_y")
 SIDE = 28
 INK_LEVEL = 25.5  # 10 % of full scale
 _CENTRE = (SIDE - 1) / 2.0
@@ -47,20 +47,13 @@ def summarize(images: np.ndarray) -> np.ndarray:
     corner = images[:, :-1, :-1]
     grad = np.abs(images[:, :-1, 1:] - corner).sum(axis=(1, 2)) + np.abs(images[:, 1:, :-1] - corner).sum(axis=(1, 2))
     out[:, 4] = grad / np.maximum(total, 255.0)
-    out[:, 5] = _extent(mask.any(axis=1))
-    out[:, 6] = _extent(mask.any(axis=2))
+    out[:, 5] = np.count_nonzero(mask.any(axis=1), axis=1)
+    out[:, 6] = np.count_nonzero(mask.any(axis=2), axis=1)
     axis = np.arange(SIDE, dtype=np.float32)
     safe = np.where(total > 0, total, 1.0)
     out[:, 7] = np.where(total > 0, images.sum(axis=1) @ axis / safe, _CENTRE)
     out[:, 8] = np.where(total > 0, images.sum(axis=2) @ axis / safe, _CENTRE)
     return out
-
-
-def _extent(any_bright: np.ndarray) -> np.ndarray:
-    """Width of the span of True values along axis 1 (0 when there is none)."""
-    first = np.argmax(any_bright, axis=1)
-    last = any_bright.shape[1] - np.argmax(any_bright[:, ::-1], axis=1)
-    return np.where(any_bright.any(axis=1), last - first, 0)
 
 
 def confidence_entropy(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -99,14 +99,11 @@ def _features(b: _Builder, image: str, flat: str, linear: str) -> str:
     columns = b.reduce("ReduceMax", mask3, [1])  # [N, 1, 28]: a bright pixel in this column
     rows = b.op("Transpose", b.reduce("ReduceMax", mask3, [2]), perm=[0, 2, 1])
     present = b.op("Concat", columns, rows, axis=1)  # [N, 2, 28]
-    first = b.op("ArgMax", present, axis=2, keepdims=0)
-    last = b.op("ArgMax", present, axis=2, keepdims=0, select_last_index=1)
-    span = b.op("Cast", b.op("Sub", last, first), to=1)
-    bbox = b.op("Mul", b.op("Add", span, b.const(1.0)), b.reduce("ReduceMax", present, [2], keepdims=0))
+    extent = b.reduce("ReduceSum", present, [2], keepdims=0)  # [N, 2]: width, height
     moments = b.slice(linear, 1, 3, 1)
     com = b.op("Div", moments, b.op("Max", total, b.const(1e-6)))
     com = b.op("Where", b.op("Greater", total, b.const(0.0)), com, b.const([[(SIDE - 1) / 2.0] * 2]))
-    return b.op("Concat", mean, brightest, ink, edges, bbox, com, axis=1)
+    return b.op("Concat", mean, brightest, ink, edges, extent, com, axis=1)
 
 
 def _ood(
@@ -130,9 +127,10 @@ def _ood(
         norm = b.op("Max", b.op("Sqrt", b.sumsq(embedding)), b.const(1e-6))
         centred = b.op("Sub", b.op("Div", embedding, norm), b.const(det.embedding_mean))
         z = b.op("MatMul", centred, b.const(det.embedding_basis.T))
-        raw["embedding_residual"] = b.op("Sqrt", b.op("Relu", b.op("Sub", b.sumsq(centred), b.sumsq(z))))
+        z_sq = b.sumsq(z)
+        raw["embedding_residual"] = b.op("Sqrt", b.op("Relu", b.op("Sub", b.sumsq(centred), z_sq)))
         cross = b.op("MatMul", z, b.const(det.bank.T * -2.0))
-        d2 = b.op("Add", b.op("Add", cross, b.sumsq(z)), b.const(det.bank_norms))
+        d2 = b.op("Add", b.op("Add", cross, z_sq), b.const(det.bank_norms))
         nearest = b.name("topk")
         b.graph.node.append(b.helper.make_node(
             "TopK", [d2, b.const([det.k], "k", np.int64)], [nearest, b.name("topk_idx")], name=nearest,

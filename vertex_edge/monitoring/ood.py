@@ -144,7 +144,7 @@ def fit_detector(
     fpr: float,
     pixel_components: int = 32,
     embedding_components: int = 32,
-    bank_size: int = 2000,
+    bank_size: int = 1000,
     k: int = 5,
     seed: int = 0,
 ) -> tuple[OodDetector, np.ndarray]:
