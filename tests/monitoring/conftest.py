@@ -12,6 +12,7 @@ import typer
 
 from tests.monitoring.helpers import heldout, model_folder
 from tests.synthetic import LABELS
+from vertex_edge.artifact import ModelArtifact, digests
 from vertex_edge.cli import monitor as monitor_cli
 from vertex_edge.cli.app import new_app, run_command
 from vertex_edge.cli.context import AppContext
@@ -19,6 +20,7 @@ from vertex_edge.config import EdgeConfig, StorageConfig, load_config, write_con
 from vertex_edge.monitoring.capture import Capture, CaptureSettings
 from vertex_edge.monitoring.layout import ModelMonitor
 from vertex_edge.monitoring.prepare import prepare_model
+from vertex_edge.monitoring.profile import PROFILE_FILE
 from vertex_edge.monitoring.run import MonitoringPaths
 
 
@@ -27,6 +29,9 @@ def prepared_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = model_folder(tmp_path_factory.mktemp("prepared") / "model", mirror=True)
     images, labels = heldout(2000, seed=11)
     prepare_model(folder, images, labels, class_names=LABELS, fpr=0.02)
+    # as training does after the hook: the card lists the final files with their sha256
+    artifact = ModelArtifact.read(folder)
+    artifact.write_card(artifact.card.with_updates(artifacts=digests(folder, ("model.onnx", PROFILE_FILE))))
     return folder
 
 

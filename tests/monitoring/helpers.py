@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
 from tests.synthetic import LABELS, synthetic_images
+from vertex_edge.artifact import InputSpec, ModelArtifact, ModelCard, OutputSpec, TrainMetrics, digests
 
 
 def dense_model(*, hidden: int = 16, mirror: bool = False, seed: int = 0, opset: int = 17) -> bytes:
@@ -82,11 +81,10 @@ def model_folder(folder: Path, *, mirror: bool = False, version: str = "20261201
     folder.mkdir(parents=True, exist_ok=True)
     data = dense_model(mirror=mirror)
     (folder / "model.onnx").write_bytes(data)
-    card = {
-        "name": "fashion-mnist",
-        "version": version,
-        "labels": LABELS,
-        "artifacts": {"model.onnx": {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}},
-    }
-    (folder / "model_card.json").write_text(json.dumps(card))
+    card = ModelCard(
+        name="fashion-mnist", version=version, created="2026-12-01T00:00:00+00:00", labels=LABELS,
+        input=InputSpec(name="image", shape=[None, 28, 28]), output=OutputSpec(shape=[None, 10]),
+        data_version="synthetic", metrics=TrainMetrics(test_accuracy=1.0), artifacts=digests(folder, ("model.onnx",)),
+    )  # fmt: skip
+    ModelArtifact(folder, card).write_card()
     return folder

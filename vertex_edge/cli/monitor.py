@@ -13,10 +13,11 @@ from rich.markup import escape
 from vertex_edge.cli.context import AppContext
 from vertex_edge.errors import UsageError
 from vertex_edge.gcp.clients import load_credentials
-from vertex_edge.gcp.files import Files, join
+from vertex_edge.gcp.files import Files
 from vertex_edge.layout import LocalLayout
+from vertex_edge.monitoring import vertex as vm
 from vertex_edge.monitoring.feedback import FeedbackStore, parse_feedback
-from vertex_edge.monitoring.run import MonitoringPaths, load_reference, parse_since, run_monitor
+from vertex_edge.monitoring.run import MonitoringPaths, load_reference, parse_since, read_card, run_monitor
 from vertex_edge.monitoring.simulate import SHIFTS, answer_some, load_test_images, send, shifted
 from vertex_edge.monitoring.sinks import make_sink
 from vertex_edge.monitoring.thresholds import load_monitor_params
@@ -170,9 +171,7 @@ def simulate(
 
 
 def _labels(app_ctx: AppContext) -> list[str]:
-    folder = _model_dir(app_ctx, None)
-    card = json.loads(Files().read_bytes(join(folder, "model_card.json")))
-    return list(card["labels"])
+    return list(read_card(_model_dir(app_ctx, None), Files()).labels)
 
 
 @monitor_app.command("feedback")
@@ -214,8 +213,6 @@ def vertex(
 ) -> None:
     """The Vertex AI Model Monitoring (v2) definition over the captured records: printed as JSON;
     with --create (gcp target) the baseline is uploaded and the monitor and schedule are created."""
-    from vertex_edge.monitoring import vertex as vm  # deferred: the Vertex AI SDK takes seconds to import
-
     app_ctx: AppContext = ctx.obj
     config = app_ctx.config()
     gcp = config.require_gcp("Vertex AI Model Monitoring")

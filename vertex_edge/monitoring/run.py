@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from vertex_edge.artifact import CARD_FILE, ModelCard, parse_card
 from vertex_edge.config import EdgeConfig
 from vertex_edge.errors import DataError, UsageError
 from vertex_edge.gcp.files import Files, is_gcs, join
@@ -62,18 +63,24 @@ def parse_since(value: str | None, now: datetime | None = None) -> datetime | No
 
 def load_reference(model_dir: str, files: Files) -> tuple[ReferenceProfile, str]:
     """(the reference profile, the model version) of the model folder (a path or ``gs://``)."""
-    card_uri = join(model_dir, "model_card.json")
-    try:
-        card = json.loads(files.read_bytes(card_uri))
-    except ValueError as exc:
-        raise DataError(f"{card_uri} is not valid JSON: {exc}") from None
+    card = read_card(model_dir, files)
     uri = join(model_dir, PROFILE_FILE)
     if not files.exists(uri):
         raise DataError(
-            f"{uri} is missing: model {card.get('version')} has no reference profile",
+            f"{uri} is missing: model {card.version} has no reference profile",
             hint="models trained before monitoring existed have none; retrain ('dvc repro') and deploy",
         )
-    return ReferenceProfile.read(uri, files.read_bytes(uri)), str(card.get("version") or "")
+    return ReferenceProfile.read(uri, files.read_bytes(uri)), card.version
+
+
+def read_card(model_dir: str, files: Files) -> ModelCard:
+    """The model card of a model folder (a path or ``gs://``), validated."""
+    uri = join(model_dir, CARD_FILE)
+    try:
+        data = json.loads(files.read_bytes(uri))
+    except ValueError as exc:
+        raise DataError(f"{uri} is not valid JSON: {exc}") from None
+    return parse_card(data, uri)
 
 
 @dataclass
