@@ -7,10 +7,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from pydantic import ValidationError
 
 from vertex_edge.monitoring.features import FEATURES
 from vertex_edge.monitoring.profile import PROFILE_FILE, ReferenceProfile
-from vertex_edge.monitoring.vertex import build_definition, create, monitor_id, reference_jsonl
+from vertex_edge.monitoring.settings import MonitoringConfig, privacy_line
+from vertex_edge.monitoring.vertex import build_definition, create, monitor_id, reference_jsonl, request_logging_update
 
 MODEL = "projects/p-123456/locations/us-central1/models/42"
 
@@ -90,3 +92,26 @@ def test_create_calls_the_api_only_when_asked(definition) -> None:  # noqa: ANN0
         "s/1",
     )
     assert calls[0][1].model_monitor_id == "fashion-mnist-monitor" and calls[1] == ("schedule", definition.parent)
+
+
+@pytest.mark.parametrize(("rate", "enabled"), [(0.25, True), (0.0, False)])
+def test_request_response_logging_follows_the_sampling_rate(rate: float, enabled: bool) -> None:
+    name = "projects/p-123456/locations/us-central1/endpoints/7"
+    endpoint, mask = request_logging_update(name, project="p-123456", sampling_rate=rate)
+    config = endpoint.predict_request_response_logging_config
+    assert (endpoint.name, config.enabled, config.sampling_rate) == (name, enabled, rate)
+    assert config.bigquery_destination.output_uri == "bq://p-123456"
+    assert list(mask.paths) == ["predict_request_response_logging_config"]
+
+
+def test_edge_yaml_monitoring_section_and_the_privacy_line() -> None:
+    config = MonitoringConfig.model_validate({"sample_rate": 0.5})
+    assert config.server_env("gs://b/r") == {"EDGE_CAPTURE_URI": "gs://b/r", "EDGE_CAPTURE_SAMPLE_RATE": "0.5"}
+    assert MonitoringConfig(capture=False).server_env("gs://b/r") == {}
+    with pytest.raises(ValidationError):
+        MonitoringConfig.model_validate({"sample_rate": 2})
+    with pytest.raises(ValidationError):
+        MonitoringConfig.model_validate({"sampling": 1})
+    line = privacy_line()
+    assert "never stored" in line and "Was this right?" in line and "28" not in line
+    assert "28\u00d728" in privacy_line(model_input_logged=True)

@@ -193,3 +193,19 @@ def create(definition: VertexMonitorDefinition, *, monitoring_client: Any, sched
         lambda: schedule_client.create_schedule(parent=definition.parent, schedule=definition.schedule),
     )
     return str(monitor.name), str(schedule.name)
+
+
+def request_logging_update(endpoint_name: str, *, project: str, sampling_rate: float) -> tuple[Any, Any]:
+    """``(endpoint, update_mask)`` for ``EndpointServiceClient.update_endpoint`` that turns the
+    endpoint's request-response logging on at ``sampling_rate`` (off at 0), into BigQuery: given only
+    the project, Vertex AI creates the dataset ``logging_<endpoint>_<id>`` and its table."""
+    from google.cloud import aiplatform_v1 as v1  # deferred: see the module docstring
+    from google.protobuf import field_mask_pb2
+
+    config = v1.PredictRequestResponseLoggingConfig(
+        enabled=sampling_rate > 0,
+        sampling_rate=sampling_rate,
+        bigquery_destination=v1.BigQueryDestination(output_uri=f"bq://{project}"),
+    )
+    endpoint = v1.Endpoint(name=endpoint_name, predict_request_response_logging_config=config)
+    return endpoint, field_mask_pb2.FieldMask(paths=["predict_request_response_logging_config"])
