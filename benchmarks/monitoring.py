@@ -52,6 +52,7 @@ from vertex_edge.monitoring.simulate import SHIFTS, shifted
 from vertex_edge.monitoring.thresholds import load_monitor_params
 
 REPO = Path(__file__).resolve().parents[1]
+PARTS = ("ood", "drift", "serving")
 
 
 # --------------------------------------------------------------------------- data and model
@@ -364,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     if args_in[:1] == ["harness"]:
         return harness_main()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.monitoring", description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="*", default=["ood", "drift", "serving"], choices=["ood", "drift", "serving"])
+    parser.add_argument("parts", nargs="*", choices=[[], *PARTS], help=f"what to measure: {', '.join(PARTS)} (default: all)")
     parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "fashion-mnist")
     parser.add_argument(
         "--data", type=Path, default=Path(os.environ.get("EDGE_DATA_MIRROR", REPO / "data" / "fashion-mnist"))
@@ -374,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=10_000, help="requests in the capture load run")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "monitoring.json")
     args = parser.parse_args(args_in)
+    args.parts = args.parts or list(PARTS)
     if not (args.model_dir / "model.onnx").is_file():
         print(
             f"no model in {args.model_dir}: train one ('dvc repro' or 'python -m benchmarks.train_bench') or pass --model-dir"
