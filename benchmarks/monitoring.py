@@ -1,21 +1,22 @@
 """Monitoring benchmarks: the OOD flag, false alarms and power of the drift checks, and what
-capture costs the real prediction server - figures for benchmarks/README.md.
+monitoring costs the prediction server - figures for benchmarks/README.md.
 
-    python -m benchmarks.monitoring [--model-dir DIR] [--data DIR] [ood drift serving ...]
+    python -m benchmarks.monitoring [--model-dir DIR] [--data DIR] [ood drift costs serving]
 
 * ``ood``: the share of Fashion-MNIST test images flagged (target <= 5 %) and of the non-clothing
   set flagged (target >= 90 %), per kind;
 * ``drift``: windows of 500 unshifted test records flagged (target <= 5 % over >= 20 windows) and
   each simulator shift detected within one window of 500 (also at 20 % and 10 % of the window);
   records are made by the capture's own code (``build_records``) from the served model's output;
-* ``serving``: three real server processes side by side - the model as exported (no monitor
-  output, no capture), the monitored model without capture, and with capture to local files -
-  measured in alternating rounds: p50 latency at concurrency 1, throughput and p50 at concurrency
-  16; then 10,000 requests with capture on, sampling the server's RSS and the dropped-record count.
+* ``costs``: CPU time in this process (other jobs on a shared machine barely move it) of the
+  monitor output per model call (batch 1, 16, 64), of capture on the request path, and of the
+  capture's writer thread per record;
+* ``serving``: three real server processes side by side (:mod:`benchmarks.monitoring_server`) -
+  the model as exported without capture, the monitored model without capture, and with capture
+  to local files - in alternating rounds: p50 latency at concurrency 1, throughput, p50 and server
+  CPU per request at concurrency 16; then 10,000 requests with capture on, sampling the server's
+  RSS and the dropped-record count.
 
-The servers run ``vertex_edge.serving`` with the monitoring hooks applied by :func:`install`
-(the wiring proposed for ``vertex_edge/serving``: the model's monitor output packed with the
-probabilities, ``ood`` and ``request_id`` in each prediction, capture on the request path).
 The model needs no reference profile: one is made from the training images' validation split
 (the seed and split of the model card), exactly as training will.
 """
@@ -23,13 +24,11 @@ The model needs no reference profile: one is made from the training images' vali
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.serving import HOST, _free_port, rss_mb, run_load
+from benchmarks.monitoring_server import serving_figures
 from vertex_edge.artifact import MODEL_FILES, ModelArtifact, digests
 from vertex_edge.data import idx
 from vertex_edge.monitoring.capture import Capture, CaptureSettings, build_records
@@ -52,7 +51,7 @@ from vertex_edge.monitoring.simulate import SHIFTS, shifted
 from vertex_edge.monitoring.thresholds import load_monitor_params
 
 REPO = Path(__file__).resolve().parents[1]
-PARTS = ("ood", "drift", "serving")
+PARTS = ("ood", "drift", "costs", "serving")
 
 
 # --------------------------------------------------------------------------- data and model
@@ -86,6 +85,65 @@ def monitored_model(model_dir: Path, data: Path, work: Path, fpr: float) -> tupl
     artifact = ModelArtifact.read(target)
     artifact.write_card(artifact.card.with_updates(artifacts=digests(target, (*MODEL_FILES, PROFILE_FILE))))
     return target, seconds
+
+
+# --------------------------------------------------------------------------- costs, in process
+
+
+class _NullSink:
+    def write(self, lines: bytes, when: float) -> None:
+        self.bytes = len(lines)
+
+    def close(self) -> None:
+        return None
+
+
+def _cpu_us(fn: Any, repeat: int) -> float:
+    started = time.process_time()
+    for _ in range(repeat):
+        fn()
+    return (time.process_time() - started) / repeat * 1e6
+
+
+def cost_figures(plain: Path, monitored: Path, test: np.ndarray, rounds: int = 25) -> dict[str, Any]:
+    """CPU time (this thread; other jobs barely move it) of the monitor output per model call, of
+    capture on the request path, and of the writer thread per record."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sessions = {
+        p: ort.InferenceSession(str(p / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        for p in (plain, monitored)
+    }
+    monitor = ModelMonitor.from_session(sessions[monitored], version="bench", labels=tuple(str(i) for i in range(10)))
+    model_call: dict[str, Any] = {}
+    for n in (1, 16, 64):
+        batch = {"image": test[:n]}
+        times: dict[str, list[float]] = {"plain": [], "monitored": []}
+        for _ in range(rounds):
+            times["plain"].append(_cpu_us(lambda b=batch: sessions[plain].run(None, b), 20))
+            times["monitored"].append(
+                _cpu_us(lambda b=batch: sessions[monitored].run(list(monitor.output_names), b), 20)
+            )
+        a, b = statistics.median(times["plain"]), statistics.median(times["monitored"])
+        model_call[str(n)] = {"plain_us": a, "monitored_us": b, "extra_us": b - a, "extra_pct": 100 * (b / a - 1)}
+    packed = monitor.pack(sessions[monitored].run(list(monitor.output_names), {"image": test[:16]}))
+    rows = [packed[i : i + 1] for i in range(16)]
+    capture = Capture(CaptureSettings(uri="bench", queue_size=1_000_000, batch=10**9), _NullSink())
+    count = 50_000
+    offer = _cpu_us(lambda: capture.offer(capture.request_id(), monitor, rows[capture.offered % 16]), count)
+    fields = _cpu_us(lambda: monitor.prediction_fields(rows[0][0]), count)
+    started = time.process_time()
+    written = capture.flush()
+    writer = (time.process_time() - started) / written * 1e6
+    return {
+        "model_call": model_call,
+        "capture_request_path_us": offer,
+        "ood_fields_us": fields,
+        "writer_us_per_record": writer,
+    }
 
 
 # --------------------------------------------------------------------------- OOD and drift
@@ -160,179 +218,6 @@ def drift_figures(model: Path, test: np.ndarray, labels: np.ndarray, windows: in
     }
 
 
-# --------------------------------------------------------------------------- the server harness
-
-
-def install(capture: Capture | None, patch: Any = setattr) -> None:
-    """Apply the proposed serving wiring to ``vertex_edge.serving`` in this process (``patch``:
-    ``setattr``, or pytest's ``monkeypatch.setattr`` to undo it after a test)."""
-    from vertex_edge.serving import app as server_app
-    from vertex_edge.serving.model import LoadedModel
-
-    @dataclasses.dataclass(frozen=True)
-    class MonitoredModel(LoadedModel):
-        monitor: ModelMonitor | None = None
-
-        def predict(self, batch: np.ndarray) -> np.ndarray:
-            assert self.monitor is not None
-            return self.monitor.pack(self.session.run(list(self.monitor.output_names), {self.input_name: batch}))
-
-        def warm_up(self, sizes: Any) -> None:
-            for n in sizes:
-                out = self.predict(np.zeros((n, 28, 28), dtype=np.float32))
-                assert out.shape[0] == n and np.isfinite(out).all()
-
-    original_load = server_app.load_model
-
-    def load_model(uri: str, **kwargs: Any) -> LoadedModel:
-        model = original_load(uri, **kwargs)
-        monitor = ModelMonitor.from_session(model.session, version=model.version, labels=model.labels)
-        fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
-        return MonitoredModel(**fields, monitor=monitor)
-
-    def predictions(packed: np.ndarray, model: Any) -> dict[str, Any]:
-        monitor: ModelMonitor = model.monitor
-        request_id = None
-        if capture is not None:
-            request_id = capture.request_id()
-            capture.offer(request_id, monitor, packed)
-        classes = monitor.classes
-        out = []
-        for k, row in zip(packed[:, :classes].argmax(axis=1).tolist(), packed, strict=True):
-            item = {
-                "label": model.labels[k],
-                "class_id": k,
-                "probabilities": row[:classes],
-                **monitor.prediction_fields(row),
-            }
-            if request_id is not None:
-                item["request_id"] = request_id
-            out.append(item)
-        return {"predictions": out, "model_version": model.version}
-
-    original_create = server_app.create_app
-
-    def create_app(*args: Any, **kwargs: Any) -> Any:
-        from fastapi.responses import JSONResponse
-
-        app = original_create(*args, **kwargs)
-        app.add_api_route("/capture", lambda: JSONResponse(capture.stats() if capture else {"enabled": False}))
-        return app
-
-    patch(server_app, "load_model", load_model)
-    patch(server_app, "_predictions", predictions)
-    patch(server_app, "create_app", create_app)
-
-
-def harness_main() -> int:
-    """The server process: ``vertex_edge.serving`` with :func:`install` (capture per EDGE_CAPTURE_*)."""
-    from vertex_edge.serving.__main__ import serve
-    from vertex_edge.serving.settings import ServerSettings
-
-    settings = CaptureSettings.from_env(os.environ)
-    capture = Capture.from_settings(settings) if settings.enabled else None
-    install(capture)
-    if capture is not None:
-        capture.start()
-    try:
-        return serve(ServerSettings.from_env(os.environ))
-    finally:
-        if capture is not None:
-            capture.stop()
-
-
-def start(model_dir: Path, log: Path, *, harness: bool, capture_uri: Path | None = None) -> tuple[Any, int]:
-    import httpx
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "EDGE_"))}
-    env.update(
-        {"AIP_STORAGE_URI": str(model_dir), "AIP_HTTP_PORT": str(port), "EDGE_HOST": HOST, "PYTHONPATH": str(REPO)}
-    )
-    if capture_uri is not None:
-        env["EDGE_CAPTURE_URI"] = str(capture_uri)
-    argv = (
-        [sys.executable, "-m", "benchmarks.monitoring", "harness"]
-        if harness
-        else [sys.executable, "-m", "vertex_edge.serving"]
-    )
-    proc = subprocess.Popen(argv, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=REPO)  # noqa: SIM115
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: see {log}")
-        try:
-            if httpx.get(f"http://{HOST}:{port}/health", timeout=2).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server not healthy within 120 s: see {log}")
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds the process has used (all its threads): the server's own cost, unlike wall time
-    barely moved by other jobs on a shared machine."""
-    import psutil
-
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
-
-
-def serving_figures(
-    plain: Path, monitored: Path, test: np.ndarray, work: Path, rounds: int, requests: int
-) -> dict[str, Any]:
-    import httpx
-
-    body = json.dumps({"instances": [test[0].astype(int).tolist()]}).encode()
-    configs = {
-        "plain model, no capture": (plain, False, None),
-        "monitored model, no capture": (monitored, True, None),
-        "monitored model, capture on": (monitored, True, work / "records"),
-    }
-    servers = {name: start(model, work / f"server-{i}.log", harness=h, capture_uri=uri)
-               for i, (name, (model, h, uri)) in enumerate(configs.items())}  # fmt: skip
-    keys = ("c1_p50_ms", "c16_rps", "c16_p50_ms", "c16_cpu_us_per_request")
-    results: dict[str, Any] = {name: {key: [] for key in keys} for name in configs}
-    try:
-        for _, port in servers.values():
-            run_load(port, "/predict", body, 8, 500)  # warm-up
-        for _ in range(rounds):
-            for name, (proc, port) in servers.items():
-                c1 = run_load(port, "/predict", body, 1, 1000)
-                before = cpu_s(proc.pid)
-                c16 = run_load(port, "/predict", body, 16, 3000)
-                spent = cpu_s(proc.pid) - before
-                results[name]["c1_p50_ms"].append(c1["p50_ms"])
-                results[name]["c16_rps"].append(c16["rps"])
-                results[name]["c16_p50_ms"].append(c16["p50_ms"])
-                results[name]["c16_cpu_us_per_request"].append(spent / max(c16["requests"], 1) * 1e6)
-        for name in configs:
-            for key in keys:
-                results[name][key + "_median"] = statistics.median(results[name][key])
-        proc, port = servers["monitored model, capture on"]
-        rss, errors = [rss_mb(proc.pid)], 0
-        for _ in range(10):
-            errors += run_load(port, "/predict", body, 16, requests // 10)["errors"]
-            rss.append(rss_mb(proc.pid))
-        time.sleep(2.5)  # one flush interval and more
-        stats = httpx.get(f"http://{HOST}:{port}/capture", timeout=5).json()
-        lines = sum(len(p.read_bytes().splitlines()) for p in (work / "records").rglob("*.jsonl"))
-        results["load_run"] = {
-            "requests": requests,
-            "errors": errors,
-            "rss_mb": rss,
-            "capture": stats,
-            "records_on_disk": lines,
-        }
-    finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait(timeout=30)
-    return results
-
-
 def _print(results: dict[str, Any]) -> None:
     if "ood" in results:
         ood = results["ood"]
@@ -349,12 +234,21 @@ def _print(results: dict[str, Any]) -> None:
             print(
                 f"  {key:<15} {'DRIFT' if v['drift'] else 'healthy':<8} ood {100 * (v['ood_rate'] or 0):5.1f} %  {', '.join(v['checks'][:5])}"
             )
+    if "costs" in results:
+        costs = results["costs"]
+        for n, v in costs["model_call"].items():
+            print(f"model call, batch {n:>2}: {v['plain_us']:.0f} us -> {v['monitored_us']:.0f} us with the monitor output (+{v['extra_us']:.0f} us, {v['extra_pct']:+.1f} %)")  # fmt: skip
+        print(f"capture on the request path: {costs['capture_request_path_us']:.2f} us/request; ood fields "
+              f"{costs['ood_fields_us']:.2f} us; writer thread {costs['writer_us_per_record']:.1f} us/record")  # fmt: skip
     if "serving" in results:
         for name, v in results["serving"].items():
-            if name != "load_run":
+            if name not in ("load_run", "paired"):
                 print(
-                    f"{name:<30} c1 p50 {v['c1_p50_ms_median']:.2f} ms   c16 {v['c16_rps_median']:.0f} req/s (p50 {v['c16_p50_ms_median']:.1f} ms)"
+                    f"{name:<30} c1 p50 {v['c1_p50_ms_median']:.2f} ms   c16 {v['c16_rps_median']:.0f} req/s "
+                    f"(p50 {v['c16_p50_ms_median']:.1f} ms, server CPU {v['c16_cpu_us_per_request_median']:.0f} us/request)"
                 )
+        for pair, ratios in results["serving"]["paired"].items():
+            print(f"{pair}: median of per-round ratios " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
         run = results["serving"]["load_run"]
         print(f"load run with capture: {run['requests']} requests, {run['errors']} errors, RSS MB {' '.join(f'{x:.0f}' for x in run['rss_mb'])}, "
               f"capture {run['capture']}, {run['records_on_disk']} records on disk")  # fmt: skip
@@ -362,16 +256,16 @@ def _print(results: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
-    if args_in[:1] == ["harness"]:
-        return harness_main()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.monitoring", description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="*", choices=[[], *PARTS], help=f"what to measure: {', '.join(PARTS)} (default: all)")
+    parser.add_argument(
+        "parts", nargs="*", choices=[[], *PARTS], help=f"what to measure: {', '.join(PARTS)} (default: all)"
+    )
     parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "fashion-mnist")
     parser.add_argument(
         "--data", type=Path, default=Path(os.environ.get("EDGE_DATA_MIRROR", REPO / "data" / "fashion-mnist"))
     )
     parser.add_argument("--windows", type=int, default=20, help="unshifted windows of 500 for the false-alarm rate")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the three servers")
+    parser.add_argument("--rounds", type=int, default=12, help="alternating rounds of the three servers")
     parser.add_argument("--requests", type=int, default=10_000, help="requests in the capture load run")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "monitoring.json")
     args = parser.parse_args(args_in)
@@ -399,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         results["ood"] = ood_figures(model, test)
     if "drift" in args.parts:
         results["drift"] = drift_figures(model, test, labels, args.windows)
+    if "costs" in args.parts:
+        results["costs"] = cost_figures(args.model_dir, model, test)
     if "serving" in args.parts:
         results["serving"] = serving_figures(args.model_dir, model, test, work, args.rounds, args.requests)
     results["load_average_end"] = os.getloadavg()

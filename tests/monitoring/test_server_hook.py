@@ -1,4 +1,4 @@
-"""The proposed serving wiring (benchmarks.monitoring.install) on the real prediction server app:
+"""The proposed serving wiring (benchmarks.monitoring_server.install) on the real prediction server app:
 each prediction carries its OOD score, flag and request id, and is captured off the request path."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from benchmarks.monitoring import install
+from benchmarks.monitoring_server import install
 from tests.monitoring.helpers import heldout
 from vertex_edge.monitoring.capture import Capture, CaptureSettings
 from vertex_edge.serving import app as server_app
