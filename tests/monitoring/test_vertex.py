@@ -106,7 +106,9 @@ def test_request_response_logging_follows_the_sampling_rate(rate: float, enabled
 
 def test_edge_yaml_monitoring_section_and_the_privacy_line() -> None:
     config = MonitoringConfig.model_validate({"sample_rate": 0.5})
-    assert config.server_env("gs://b/r") == {"EDGE_CAPTURE_URI": "gs://b/r", "EDGE_CAPTURE_SAMPLE_RATE": "0.5"}
+    assert config.server_env("gs://b/r") == {
+        "EDGE_CAPTURE_URI": "gs://b/r", "EDGE_CAPTURE_SAMPLE_RATE": "0.5", "EDGE_CAPTURE_FLUSH_S": "10"}  # fmt: skip
+    assert config.server_env("/data/r") == {"EDGE_CAPTURE_URI": "/data/r", "EDGE_CAPTURE_SAMPLE_RATE": "0.5"}
     assert MonitoringConfig(capture=False).server_env("gs://b/r") == {}
     with pytest.raises(ValidationError):
         MonitoringConfig.model_validate({"sample_rate": 2})

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+GCS_FLUSH_S = 10.0
+
 
 class MonitoringConfig(BaseModel):
     """``edge.yaml`` ``monitoring:``."""
@@ -33,7 +35,10 @@ class MonitoringConfig(BaseModel):
         """The prediction server's capture variables (``edge.py serve``, the Vertex deployment)."""
         if not self.capture or self.sample_rate == 0:
             return {}
-        return {"EDGE_CAPTURE_URI": records_uri, "EDGE_CAPTURE_SAMPLE_RATE": f"{self.sample_rate:g}"}
+        env = {"EDGE_CAPTURE_URI": records_uri, "EDGE_CAPTURE_SAMPLE_RATE": f"{self.sample_rate:g}"}
+        if records_uri.startswith("gs://"):
+            env["EDGE_CAPTURE_FLUSH_S"] = f"{GCS_FLUSH_S:g}"  # one object per flush: fewer, larger objects
+        return env
 
 
 def privacy_line(*, model_input_logged: bool = False) -> str:
