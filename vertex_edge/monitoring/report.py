@@ -106,8 +106,11 @@ def plots(verdict: Verdict, window: Window, profile: ReferenceProfile) -> list[t
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
     _hist(axes[0], profile.confidence, window.confidence, "confidence (probability of the predicted class)")
-    _hist(axes[1], profile.ood_score, window.ood_score, "OOD score")
-    axes[1].axvline(profile.detector.threshold, color="#dc2626", linestyle="--", linewidth=1, label="flag threshold")
+    # log scale: out-of-distribution images score hundreds of times the threshold
+    _hist(axes[1], np.log1p(profile.ood_score), np.log1p(window.ood_score), "OOD score, log(1 + score)")
+    axes[1].axvline(
+        math.log1p(profile.detector.threshold), color="#dc2626", linestyle="--", linewidth=1, label="flag threshold"
+    )
     axes[1].legend(fontsize=7)
     out.append(("Confidence and OOD score", _png(fig)))
     plt.close(fig)
