@@ -12,5 +12,8 @@ library and the GCS client; the server image has no matplotlib or onnx):
 * in ``edge.py monitor``: :mod:`.records` and :mod:`.feedback` (reading back), :mod:`.drift`
   (the checks, with :mod:`.stats`), :mod:`.report` (HTML and JSON), :mod:`.run`,
   :mod:`.simulate` (the traffic simulator, with :mod:`.nonclothing`), :mod:`.vertex` (the Vertex
-  AI Model Monitoring v2 definition) and :mod:`.thresholds` (``params.yaml`` ``monitor``).
+  AI Model Monitoring v2 definition, the endpoint's request-response logging) and
+  :mod:`.thresholds` (``params.yaml`` ``monitor``);
+* for the CLI, deploy and the web app: :mod:`.settings` (``edge.yaml`` ``monitoring``, the capture
+  environment of a server, the web app's privacy line).
 """
