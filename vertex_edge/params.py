@@ -42,6 +42,7 @@ class TrainParams(_Strict):
     batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=0.002, gt=0)
     warmup_epochs: float = Field(default=0.0, ge=0.0)  # linear warm-up to learning_rate (at most half the run)
+    weight_decay: float = Field(default=0.0, ge=0.0, lt=1.0)  # decoupled (AdamW): w -= weight_decay * lr * w
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     ema_momentum: float = Field(default=0.0, ge=0.0, lt=1.0)  # weight moving average (0: off)
     precision: Literal["float32", "mixed_bfloat16"] = "float32"  # training only: the export is float32

@@ -79,11 +79,16 @@ def make_schedule(params: TrainParams, *, steps_per_epoch: int) -> Any:
 
 
 def make_optimizer(params: TrainParams, *, steps_per_epoch: int) -> Any:
-    """Adam on :func:`make_schedule`; with ``ema_momentum`` it also keeps a moving average of the weights."""
+    """Adam on :func:`make_schedule`, AdamW with ``weight_decay``; with ``ema_momentum`` it also keeps
+    a moving average of the weights."""
     import keras
 
-    ema = {"use_ema": True, "ema_momentum": params.ema_momentum} if params.ema_momentum > 0 else {}
-    return keras.optimizers.Adam(learning_rate=make_schedule(params, steps_per_epoch=steps_per_epoch), **ema)
+    options: dict[str, Any] = {"learning_rate": make_schedule(params, steps_per_epoch=steps_per_epoch)}
+    if params.ema_momentum > 0:
+        options.update(use_ema=True, ema_momentum=params.ema_momentum)
+    if params.weight_decay > 0:
+        return keras.optimizers.AdamW(weight_decay=params.weight_decay, **options)
+    return keras.optimizers.Adam(**options)
 
 
 def make_loss(params: TrainParams) -> Any:

@@ -55,11 +55,13 @@ def test_a_profile_overrides_values_and_merges_nested_sections() -> None:
     [
         ({"profile": "tpu"}, "profile 'tpu' is not defined (known: default)"),
         ({"profiles": {"gpu": {"epoch": 40}}}, "profiles.gpu: epoch: Extra inputs are not permitted"),
+        ({"profiles": {"gpu": {"model": {"convs": 9}}}}, "profiles.gpu: model.convs"),
         ({"profiles": {"gpu": {"batch_size": 0}}}, "profiles.gpu: batch_size"),
         ({"profiles": {"gpu": {"profile": "gpu"}}}, "cannot set 'profile'"),
         ({"precision": "float16"}, "precision"),
         ({"label_smoothing": 1.0}, "label_smoothing"),
         ({"ema_momentum": -0.1}, "ema_momentum"),
+        ({"weight_decay": -0.1}, "weight_decay"),
     ],
 )
 def test_bad_options_are_reported(tmp_path: Path, train: dict, message: str) -> None:
@@ -90,6 +92,9 @@ def test_warmup_then_cosine_schedule_and_its_cap() -> None:
     assert not make_optimizer(TrainParams(), steps_per_epoch=10).use_ema
     averaged = make_optimizer(TrainParams(ema_momentum=0.99), steps_per_epoch=10)
     assert averaged.use_ema and averaged.ema_momentum == pytest.approx(0.99)
+    decayed = make_optimizer(TrainParams(weight_decay=0.05), steps_per_epoch=10)
+    assert type(decayed).__name__ == "AdamW" and decayed.weight_decay == pytest.approx(0.05)
+    assert type(make_optimizer(TrainParams(), steps_per_epoch=10)).__name__ == "Adam"
 
 
 def test_label_smoothing_uses_one_hot_targets() -> None:
@@ -138,13 +143,16 @@ def test_blocks_with_more_convolutions_export_like_single_ones() -> None:
 
 
 @pytest.mark.slow
-def test_train_with_every_option_keeps_the_average_and_is_deterministic() -> None:
+def test_train_with_every_option_keeps_the_average_and_is_deterministic(tmp_path: Path) -> None:
+    import keras
+
     from vertex_edge.training import train
 
     train_split, test_split = tiny_data()
     params = TrainParams(
         epochs=2, batch_size=32, learning_rate=0.004, warmup_epochs=1, label_smoothing=0.1, ema_momentum=0.9,
-        precision="mixed_bfloat16", validation_split=0.25, early_stopping_patience=1, model=TINY_MODEL, seed=5,
+        weight_decay=0.05, precision="mixed_bfloat16", validation_split=0.25, early_stopping_patience=1,
+        model=TINY_MODEL, seed=5,
     )  # fmt: skip
     first = train(train_split, test_split, params, num_classes=10)
     assert first.epochs_run == 2 and 0.0 <= first.test_accuracy <= 1.0 and first.cpu_seconds > 0
@@ -153,6 +161,13 @@ def test_train_with_every_option_keeps_the_average_and_is_deterministic() -> Non
     averages = first.model.optimizer._model_variables_moving_average
     for weight, average in zip(first.model.trainable_weights, averages, strict=True):
         np.testing.assert_array_equal(np.asarray(weight), np.asarray(average))
+    # the Vertex AI stage and a resumed job load the saved training model (bfloat16 layers, AdamW, schedule)
+    first.model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    images = test_split.images[:4].astype(np.float32)
+    np.testing.assert_array_equal(
+        np.asarray(loaded(images, training=False)), np.asarray(first.model(images, training=False))
+    )
     # same seed, same machine: the same weights and accuracy
     second = train(train_split, test_split, params, num_classes=10)
     assert second.test_accuracy == first.test_accuracy
