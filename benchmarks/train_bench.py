@@ -1,6 +1,7 @@
 """Benchmark: training on the full data, one params file or two side by side.
 
     python -m benchmarks.train_bench [--params params.yaml] [--seed N] [--mirror DIR]
+        [--profile gpu] [--epochs N] [--subset N]
     python -m benchmarks.train_bench --compare OLD NEW [--seeds 3] [--first-seed 42] [--mirror DIR]
 
 Runs the real prepare and train code (``vertex_edge.training.train`` and the stage's
@@ -53,11 +54,15 @@ def prepare_data(mirror: Path, out: Path) -> Path:
     return out
 
 
-def load_train_params(path: Path, seed: int | None) -> Any:
-    from vertex_edge.params import load_params
+def load_train_params(path: Path, seed: int | None, **overrides: Any) -> Any:
+    """``train`` of a params file; ``profile`` (applied first), then ``seed``/``epochs``/``subset`` overridden."""
+    from vertex_edge.params import TrainParams, load_params
 
     params = load_params(path).train
-    return params if seed is None else params.model_copy(update={"seed": seed})
+    if overrides.get("profile"):
+        params = TrainParams.model_validate({**params.model_dump(), "profile": overrides["profile"]})
+    update = {k: v for k, v in {"seed": seed, **overrides}.items() if v is not None and k != "profile"}
+    return params.model_copy(update=update)
 
 
 def run_once(params: Any, data_dir: Path, out_dir: Path, label: str = "") -> dict[str, Any]:
@@ -218,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
     p.add_argument("--seed", type=int, default=None, help="override train.seed")
+    p.add_argument("--profile", default=None, help="one run: use train.profiles.NAME (e.g. gpu)")
+    p.add_argument("--epochs", type=int, default=None, help="one run: override train.epochs (smoke runs)")
+    p.add_argument("--subset", type=int, default=None, help="one run: override train.subset (smoke runs)")
     p.add_argument("--mirror", type=Path, default=Path(os.environ.get("EDGE_DATA_MIRROR", "data/fashion-mnist")))
     p.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"), help="two params files, run alternately")
     p.add_argument("--seeds", type=int, default=3, help="--compare: how many seeds (first-seed, first-seed+1, ...)")
@@ -231,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.compare:
         return compare(args)
-    params = load_train_params(args.params, args.seed)
+    params = load_train_params(args.params, args.seed, profile=args.profile, epochs=args.epochs, subset=args.subset)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         data_dir = args.prepared or prepare_data(args.mirror, tmp / "prepared")

@@ -36,6 +36,16 @@ def test_empty_and_partial_params_validate_with_the_new_options_off() -> None:
         assert train.precision == "float32"
 
 
+def test_the_repository_params_files_validate() -> None:
+    default = load_params(REPO / "params.yaml").train
+    assert default.profile == "default" and "gpu" in default.profiles
+    gpu = TrainParams.model_validate({**yaml.safe_load((REPO / "params.yaml").read_text())["train"], "profile": "gpu"})
+    assert gpu.precision == "float32"  # GPUs without bfloat16 support are common on Vertex AI
+    assert gpu.epochs > default.epochs
+    baseline = load_params(REPO / "benchmarks" / "params" / "baseline-93.yaml").train
+    assert baseline.epochs == 15 and baseline.batch_size == 64 and baseline.precision == "float32"
+
+
 def test_a_profile_overrides_values_and_merges_nested_sections() -> None:
     base = {
         "epochs": 15,
