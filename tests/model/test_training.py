@@ -25,13 +25,14 @@ def test_augmentation_trains_only_and_is_left_out_of_the_exported_copy() -> None
     from vertex_edge.training.network import build_model, inference_copy
 
     params = TrainParams(
-        augment=AugmentParams(flip=True, shift=2), model={"filters": [4], "dense": 8, "mirror_average": False}
+        augment=AugmentParams(flip=True, shift=2, erase=0.5),
+        model={"filters": [4], "dense": 8, "mirror_average": False},
     )
     model = build_model(params.model, augment=params.augment, seed=1)
     images = np.zeros((16, 28, 28), np.float32)
     images[:, 8:20, 4:12] = 255.0  # off-centre, so a flip or a shift changes the picture
 
-    assert {"augment_flip", "augment_shift"} <= {layer.name for layer in model.layers}
+    assert {"augment_flip", "augment_shift", "augment_erase"} <= {layer.name for layer in model.layers}
     copy = inference_copy(model, params, image_shape=(28, 28), num_classes=10)
     assert not any(layer.name.startswith("augment_") for layer in copy.layers)
     served = np.asarray(copy(images, training=False))

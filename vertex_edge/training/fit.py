@@ -18,7 +18,7 @@ import numpy as np
 from vertex_edge.data.prepare import Split
 from vertex_edge.errors import DataError, EdgeError
 from vertex_edge.params import TrainParams
-from vertex_edge.training.network import build_model, predict
+from vertex_edge.training.network import build_model, float32_copy, predict
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -43,6 +43,7 @@ class TrainResult:
     train_count: int
     val_count: int
     extra: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # process CPU time of model.fit (all threads)
 
 
 def split_train_val(split: Split, params: TrainParams) -> tuple[Split, Split | None]:
@@ -60,6 +61,49 @@ def split_train_val(split: Split, params: TrainParams) -> tuple[Split, Split | N
     train = Split(split.images[train_idx], split.labels[train_idx])
     val = Split(split.images[val_idx], split.labels[val_idx]) if n_val else None
     return train, val
+
+
+def make_schedule(params: TrainParams, *, steps_per_epoch: int) -> Any:
+    """Cosine decay to 1% over the whole run, after ``warmup_epochs`` of linear warm-up from 0 (at
+    most half the run, so that one-epoch test runs of the default params still train)."""
+    import keras
+
+    total = steps_per_epoch * params.epochs
+    warmup = min(int(round(steps_per_epoch * params.warmup_epochs)), total // 2)
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(params.learning_rate, decay_steps=total, alpha=0.01)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, total - warmup), alpha=0.01, warmup_target=params.learning_rate, warmup_steps=warmup
+    )
+
+
+def make_optimizer(params: TrainParams, *, steps_per_epoch: int) -> Any:
+    """Adam on :func:`make_schedule`, AdamW with ``weight_decay``; with ``ema_momentum`` it also keeps
+    a moving average of the weights."""
+    import keras
+
+    options: dict[str, Any] = {"learning_rate": make_schedule(params, steps_per_epoch=steps_per_epoch)}
+    if params.ema_momentum > 0:
+        options.update(use_ema=True, ema_momentum=params.ema_momentum)
+    if params.weight_decay > 0:
+        return keras.optimizers.AdamW(weight_decay=params.weight_decay, **options)
+    return keras.optimizers.Adam(**options)
+
+
+def make_loss(params: TrainParams) -> Any:
+    """Cross-entropy; with ``label_smoothing`` on one-hot targets (see :func:`targets`)."""
+    import keras
+
+    if params.label_smoothing > 0:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing)
+    return "sparse_categorical_crossentropy"
+
+
+def targets(labels: np.ndarray, params: TrainParams, num_classes: int) -> np.ndarray:
+    """Training targets for :func:`make_loss`: class indices, or one-hot rows with label smoothing."""
+    if params.label_smoothing > 0:
+        return np.eye(num_classes, dtype=np.float32)[labels.astype(np.int64)]
+    return labels.astype(np.int32)
 
 
 def train(
@@ -92,14 +136,12 @@ def train(
             num_classes=num_classes,
             seed=params.seed,
             augment=params.augment,
+            precision=params.precision,
         )
     steps = max(1, math.ceil(len(train_part.labels) / params.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        params.learning_rate, decay_steps=steps * params.epochs, alpha=0.01
-    )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=schedule),
-        loss="sparse_categorical_crossentropy",
+        optimizer=make_optimizer(params, steps_per_epoch=steps),
+        loss=make_loss(params),
         metrics=["accuracy"],
         steps_per_execution=max(1, min(steps_per_execution, steps)),
     )
@@ -123,14 +165,20 @@ def train(
             monitor="val_accuracy", patience=params.early_stopping_patience, restore_best_weights=True
         )
         callbacks.append(stopper)
+    if params.ema_momentum > 0:
+        # Keras puts the moving average into the weights when fit ends, before callbacks' on_train_end;
+        # this one runs after EarlyStopping's so the average is what is kept.
+        callbacks.append(_keep_average_callback())
     validation = (
-        (val_part.images.astype(np.float32), val_part.labels.astype(np.int32)) if val_part is not None else None
+        (val_part.images.astype(np.float32), targets(val_part.labels, params, num_classes))
+        if val_part is not None
+        else None
     )
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     try:
         model.fit(
             train_part.images.astype(np.float32),
-            train_part.labels.astype(np.int32),
+            targets(train_part.labels, params, num_classes),
             batch_size=params.batch_size,
             shuffle=True,
             epochs=params.epochs,
@@ -141,8 +189,14 @@ def train(
         )
     except (ValueError, TypeError) as exc:  # bad shapes/params surface here
         raise EdgeError(f"training failed: {exc}") from None
-    seconds = time.monotonic() - started
-    probs = predict(model, test_split.images, params)  # what the exported model will answer
+    seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu_started
+    # what the exported (float32) model will answer
+    scorer = (
+        model
+        if params.precision == "float32"
+        else float32_copy(model, params, image_shape=image_shape, num_classes=num_classes)
+    )
+    probs = predict(scorer, test_split.images, params)
     labels = test_split.labels.astype(np.int64)
     test_accuracy = float(np.mean(probs.argmax(axis=1) == labels))
     test_loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0))))
@@ -159,4 +213,15 @@ def train(
         seconds=seconds,
         train_count=len(train_part.labels),
         val_count=0 if val_part is None else len(val_part.labels),
+        cpu_seconds=cpu_seconds,
     )
+
+
+def _keep_average_callback() -> Any:
+    import keras
+
+    class KeepAverage(keras.callbacks.Callback):
+        def on_train_end(self, logs: dict | None = None) -> None:
+            self.model.optimizer.finalize_variable_values(self.model.trainable_weights)
+
+    return KeepAverage()

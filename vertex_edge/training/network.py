@@ -25,34 +25,58 @@ def build_model(
     num_classes: int = 10,
     seed: int = 0,
     augment: AugmentParams | None = None,
+    precision: str = "float32",
 ) -> keras.Model:
+    """The network; ``augment`` adds the training-only augmentation layers. ``precision``
+    ``"mixed_bfloat16"`` computes in bfloat16 with float32 weights (the same weights as a float32
+    build, so :func:`inference_copy` stays float32); the probabilities are float32 either way."""
     import keras
     from keras import layers
 
+    dt = precision  # a Keras dtype policy name, given to every layer (no global policy)
     inputs = keras.Input(shape=image_shape, dtype="float32", name="image")
-    x = layers.Rescaling(1.0 / 255.0)(inputs)
-    x = layers.Reshape((*image_shape, 1))(x)
+    x = layers.Rescaling(1.0 / 255.0, dtype=dt)(inputs)
+    x = layers.Reshape((*image_shape, 1), dtype=dt)(x)
     if augment is not None and augment.flip:
-        x = layers.RandomFlip("horizontal", seed=seed + 2, name="augment_flip")(x)
+        x = layers.RandomFlip("horizontal", seed=seed + 2, name="augment_flip", dtype=dt)(x)
     if augment is not None and augment.shift:
         factor = augment.shift / min(image_shape)  # whole pixels: nearest, zero fill
         x = layers.RandomTranslation(
-            factor, factor, fill_mode="constant", interpolation="nearest", seed=seed + 3, name="augment_shift"
+            factor, factor, fill_mode="constant", interpolation="nearest", seed=seed + 3, name="augment_shift", dtype=dt
         )(x)
+    if augment is not None and augment.erase:
+        x = layers.RandomErasing(
+            factor=(augment.erase, augment.erase), scale=(0.02, 0.25), fill_value=0.0, value_range=(0.0, 1.0),
+            seed=seed + 4, name="augment_erase", dtype=dt,
+        )(x)  # fmt: skip
     for i, filters in enumerate(params.filters):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
+        for j in range(1, params.convs):  # VGG-style extra convolutions at full resolution
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i + 1}_{j}", dtype=dt)(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}_{j}", dtype=dt)(x)
+            x = layers.Activation("relu", dtype=dt)(x)
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i + 1}", dtype=dt)(x)
         # Pool first: batch norm and ReLU then touch a quarter of the values. On a CPU that is
         # about 30% of the training time for the same accuracy.
-        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}", dtype=dt)(x)
         # momentum 0.9: moving statistics settle within a few dozen steps (short runs, early epochs)
-        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
-        x = layers.Activation("relu")(x)
-    x = layers.Dropout(params.dropout, seed=seed)(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(params.dense, activation="relu", name="dense")(x)
-    x = layers.Dropout(params.dense_dropout, seed=seed + 1)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i + 1}", dtype=dt)(x)
+        x = layers.Activation("relu", dtype=dt)(x)
+    x = layers.Dropout(params.dropout, seed=seed, dtype=dt)(x)
+    x = layers.Flatten(dtype=dt)(x)
+    x = layers.Dense(params.dense, activation="relu", name="dense", dtype=dt)(x)
+    x = layers.Dropout(params.dense_dropout, seed=seed + 1, dtype=dt)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="fashion_cnn")
+
+
+def float32_copy(
+    model: keras.Model, params: TrainParams, *, image_shape: tuple[int, ...], num_classes: int
+) -> keras.Model:
+    """``model``'s network without its augmentation layers, in float32, with copied weights (the
+    weights of a ``mixed_bfloat16`` model are float32 already)."""
+    net = build_model(params.model, image_shape=image_shape, num_classes=num_classes, seed=params.seed)  # type: ignore[arg-type]
+    net.set_weights(model.get_weights())
+    return net
 
 
 def inference_copy(
@@ -64,8 +88,7 @@ def inference_copy(
     Vertex chief export a model trained under a distribution strategy on its own."""
     import numpy as np
 
-    net = build_model(params.model, image_shape=image_shape, num_classes=num_classes, seed=params.seed)  # type: ignore[arg-type]
-    net.set_weights(model.get_weights())
+    net = float32_copy(model, params, image_shape=image_shape, num_classes=num_classes)
     if params.model.mirror_average:
         import keras
         from keras import layers
