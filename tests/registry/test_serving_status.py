@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.registry.conftest import train
-from vertex_edge.deploy.serving_status import (
+from vertex_edge.serving_status import (
     STATUS_FILE,
     ServingStatus,
     judge_status,

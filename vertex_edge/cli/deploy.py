@@ -27,9 +27,9 @@ from vertex_edge.deploy.candidate import (
     gate_policy,
     load_candidate,
 )
-from vertex_edge.deploy.serving_status import DEFAULT_WAIT_S
 from vertex_edge.deploy.wiring import get_deployer
 from vertex_edge.errors import QualityGateError, UsageError
+from vertex_edge.serving_status import DEFAULT_WAIT_S
 
 app = new_app("deploy-vertex.py")
 

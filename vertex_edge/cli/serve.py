@@ -10,11 +10,11 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vertex_edge.cli.context import AppContext
-from vertex_edge.deploy.serving_status import read_status
 from vertex_edge.errors import NotProvisionedError, UsageError
 from vertex_edge.layout import LocalLayout
 from vertex_edge.registry import LocalRegistry
 from vertex_edge.serving.settings import ServerSettings
+from vertex_edge.serving_status import read_status
 
 endpoint_app = typer.Typer(help="The local endpoint (versions, traffic, metadata).", no_args_is_help=True)
 

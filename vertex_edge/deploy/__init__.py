@@ -3,7 +3,7 @@
 * :mod:`~vertex_edge.deploy.candidate` - the model leaving the lab, judged by the figures that name
   its sha256 against the committed gate and the champion; the
   :class:`~vertex_edge.deploy.candidate.Deployer` interface and what it reports.
-* :mod:`~vertex_edge.deploy.serving_status` - what a running ``edge.py serve`` says it serves
+* :mod:`~vertex_edge.serving_status` - what a running ``edge.py serve`` says it serves
   (deploy waits for it; ``endpoint describe`` shows it).
 * :mod:`~vertex_edge.deploy.local_endpoint` - the local target: registry + traffic map on disk.
 * :mod:`~vertex_edge.deploy.vertex_endpoint` - the gcp target: Vertex AI Model Registry + Endpoint,

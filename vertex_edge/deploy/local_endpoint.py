@@ -7,7 +7,7 @@ version deployed before the current one; ``--version N`` deploys a registered ve
 whose files do not match its card (sha256) never becomes the target of any of them.
 
 A deployment is reported done only when it is true: when an ``edge.py serve`` follows the endpoint
-(:mod:`~vertex_edge.deploy.serving_status`), deploy waits (``--wait``, default 30 s) until the
+(:mod:`~vertex_edge.serving_status`), deploy waits (``--wait``, default 30 s) until the
 server says it serves the new version. If the server could not load it (it keeps the old one), the
 endpoint is set back to the version really serving, and the deploy fails saying so.
 """
@@ -24,11 +24,11 @@ from typing import Any, Literal
 
 from vertex_edge.data.idx import IMAGES_MAGIC, decompress, parse_idx
 from vertex_edge.deploy.candidate import Candidate, Champion, DeployResult, deploy_user, judge, was_forced
-from vertex_edge.deploy.serving_status import DEFAULT_WAIT_S, Outcome, wait_for_version
 from vertex_edge.errors import QualityGateError, RegistryError, UsageError
 from vertex_edge.fsutil import atomic_write_bytes
 from vertex_edge.gitinfo import git_info
 from vertex_edge.registry import Endpoint, LocalRegistry
+from vertex_edge.serving_status import DEFAULT_WAIT_S, Outcome, wait_for_version
 from vertex_edge.state import utcnow
 
 log = logging.getLogger(__name__)

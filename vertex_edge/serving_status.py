@@ -5,7 +5,9 @@ A ``python edge.py serve`` that follows the endpoint writes this file beside ``e
     {"pid": 4242, "url": "http://127.0.0.1:8080", "serving_version": "2", "target_version": "3",
      "error": "cannot load version 3: ...", "at": "2026-11-24T10:00:03+00:00"}
 
-``deploy-vertex.py`` reads it after changing the endpoint and waits (bounded) until the server
+The server writes it with :func:`write_status` (atomically: a reader never sees half a file) when
+it starts following the endpoint, each time it starts loading a new target version, and when that
+load succeeds or fails. ``deploy-vertex.py`` reads it after changing the endpoint and waits (bounded) until the server
 serves the new version, and fails when the server reports that loading it failed (it keeps the old
 one). ``edge.py endpoint describe`` shows it. A missing or unreadable file, or one whose pid is not
 a live process, means no server follows the endpoint. Read defensively: the server writes it.
@@ -18,9 +20,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+
+from vertex_edge.fsutil import atomic_write_json
 
 STATUS_FILE = "serving-status.json"
 DEFAULT_WAIT_S = 30.0
@@ -43,6 +47,29 @@ class ServingStatus:
         elif self.target_version and self.target_version != self.serving_version:
             text += f"; loading version {self.target_version}"
         return text
+
+
+def status_path(endpoint_file: Path) -> Path:
+    """Where the server following ``endpoint_file`` reports (beside it)."""
+    return Path(endpoint_file).parent / STATUS_FILE
+
+
+def write_status(
+    endpoint_file: Path,
+    *,
+    url: str,
+    serving_version: str | None,
+    target_version: str | None,
+    error: str | None = None,
+    pid: int | None = None,
+) -> None:
+    """Report what this server serves and what it is loading (the server side of this module)."""
+    atomic_write_json(
+        status_path(endpoint_file),
+        {"pid": os.getpid() if pid is None else pid, "url": url, "serving_version": serving_version,
+         "target_version": target_version, "error": error,
+         "at": datetime.now(UTC).replace(microsecond=0).isoformat()},
+    )  # fmt: skip
 
 
 def pid_alive(pid: int) -> bool:
