@@ -21,7 +21,7 @@ from vertex_edge import __version__
 from vertex_edge.dashboard.assets import asset_response, load_assets
 from vertex_edge.dashboard.routes import router
 from vertex_edge.dashboard.service import RunsService
-from vertex_edge.dashboard.views import Problem, problem_response, templates
+from vertex_edge.dashboard.views import ErrorPage, error_response, templates
 from vertex_edge.webapp.logs import RequestLogMiddleware, request_id
 
 log = logging.getLogger(__name__)
@@ -72,27 +72,27 @@ def _add_error_handlers(app: FastAPI) -> None:
             if isinstance(exc.detail, str) and exc.detail not in ("Not Found", "Method Not Allowed")
             else title
         )
-        return problem_response(request, Problem(exc.status_code, code, title, detail))
+        return error_response(request, ErrorPage(exc.status_code, code, title, detail))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()[:3])
-        return problem_response(
-            request, Problem(400, "invalid_request", "Invalid request", f"check {where or 'the URL'}")
+        return error_response(
+            request, ErrorPage(400, "invalid_request", "Invalid request", f"check {where or 'the URL'}")
         )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         if _store_unreachable(exc):
-            return problem_response(
+            return error_response(
                 request,
-                Problem(503, "store_unavailable", "The run store cannot be reached",
+                ErrorPage(503, "store_unavailable", "The run store cannot be reached",
                         f"{type(exc).__name__}: the store stopped answering - is MongoDB or its port-forward still up?"),
             )  # fmt: skip
         rid = request_id(request.scope)
         log.error("unhandled error", exc_info=exc, extra={"fields": {"request_id": rid}})
-        return problem_response(
-            request, Problem(500, "internal", "Something went wrong", f"see the log (request {rid})")
+        return error_response(
+            request, ErrorPage(500, "internal", "Something went wrong", f"see the log (request {rid})")
         )
 
 

@@ -21,7 +21,9 @@ NO_STORE = {"cache-control": "no-store"}
 
 
 @dataclass(frozen=True)
-class Problem:
+class ErrorPage:
+    """What an error page (or JSON error) of the UI says."""
+
     status: int
     code: str
     title: str
@@ -53,7 +55,7 @@ def page(request: Request, template: str, context: dict[str, Any], status: int =
     return request.app.state.templates.TemplateResponse(request, template, full, status_code=status, headers=NO_STORE)
 
 
-def problem_response(request: Request, problem: Problem) -> Response:
+def error_response(request: Request, problem: ErrorPage) -> Response:
     request.state.log_fields = {"error": problem.code}
     if wants_json(request):
         body = {"error": problem.code, "message": problem.message, "request_id": request_id(request.scope)}
