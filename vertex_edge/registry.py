@@ -36,6 +36,7 @@ VERSIONS_DIR = "versions"
 ENDPOINT_KEY = "endpoint.json"
 LOCK_KEY = "registry.lock"
 METADATA_FILE = "metadata.json"
+UNLOCK_COMMAND = "python edge.py force-unlock --registry"
 _VERSION_RE = re.compile(r"^[1-9][0-9]{0,8}$")
 
 
@@ -139,7 +140,7 @@ class LocalRegistry:
         self.model_name = model_name
         self.model_root = self.root / model_name
         self.store = LocalStore(self.model_root)
-        self._state = StateStore(self.store, state_key=ENDPOINT_KEY, lock_key=LOCK_KEY)
+        self._state = StateStore(self.store, state_key=ENDPOINT_KEY, lock_key=LOCK_KEY, unlock_command=UNLOCK_COMMAND)
 
     # ---------------------------------------------------------------- versions
 
@@ -240,10 +241,16 @@ class LocalRegistry:
 
     @contextlib.contextmanager
     def lock(self, command: str) -> Iterator[LockInfo]:
-        """The registry lock (create-exclusive, like the provisioning state's)."""
+        """The registry lock (create-exclusive, like the provisioning state's; a dead holder's
+        lock on this host is cleared by itself)."""
         self.model_root.mkdir(parents=True, exist_ok=True)
         with self._state.lock(command) as info:
             yield info
+
+    @property
+    def lock_store(self) -> StateStore:
+        """The registry lock's store (``edge.py force-unlock --registry``)."""
+        return self._state
 
 
 def _read_metadata(folder: Path) -> dict[str, Any]:
