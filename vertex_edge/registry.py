@@ -112,11 +112,11 @@ class ModelVersion:
         return float(value) if isinstance(value, (int, float)) else None
 
     def verify(self) -> ModelArtifact:
-        """The version's served files checked against its card (and the card against the metadata):
-        :class:`RegistryError` naming what is wrong when the version is corrupt."""
+        """Every file the version's card lists, checked against its sha256 (and the card against
+        the metadata): :class:`RegistryError` naming the version and the file when it is corrupt."""
         try:
             artifact = self.artifact
-            artifact.verify([ONNX_FILE])
+            artifact.verify()
         except DataError as exc:
             raise RegistryError(
                 f"version {self.version} is corrupt: {exc.message}",
@@ -130,6 +130,13 @@ class ModelVersion:
                 hint="it cannot take traffic; deploy another version with 'python deploy-vertex.py --version N'",
             )
         return artifact
+
+    def intact(self) -> bool:
+        try:
+            self.verify()
+        except RegistryError:
+            return False
+        return True
 
 
 class LocalRegistry:
@@ -192,12 +199,14 @@ class LocalRegistry:
         missing = [name for name in SERVED_FILES if not (source / name).is_file()]
         if missing:
             raise RegistryError(f"{source} has no {', '.join(missing)}: nothing to register")
+        # and every other file the card lists (the reference profile 'edge.py monitor' compares with)
+        listed = [n for n in ModelArtifact.read(source).card.artifacts if n == Path(n).name and n not in (".", "..")]
         version = self.next_version()
         target = self.version_dir(version)
         if target.exists():
             raise RegistryError(f"{target} already exists; the registry is inconsistent")
         with atomic_dir(target) as tmp:
-            for name in (CARD_FILE, *MODEL_FILES):
+            for name in dict.fromkeys((CARD_FILE, *MODEL_FILES, *listed)):
                 if (source / name).is_file():
                     shutil.copy2(source / name, tmp / name)
             atomic_write_json(tmp / METADATA_FILE, {**metadata, "version": version})
