@@ -430,6 +430,23 @@ class FakeEndpoints:
         self.cloud.endpoints[name] = endpoint
         return Operation(endpoint)
 
+    def get_endpoint(self, *, name: str, timeout: float | None = None) -> Any:
+        self.cloud.record("endpoints", "get_endpoint", {"name": name}, mutating=False)
+        if name not in self.cloud.endpoints:
+            raise gexc.NotFound(f"endpoint {name} not found")
+        return self.cloud.endpoints[name]
+
+    def update_endpoint(self, *, endpoint: Any, update_mask: Any, timeout: float | None = None) -> Any:
+        """Only the request-response logging config, as deploy sets it."""
+        self.cloud.record("endpoints", "update_endpoint", {"endpoint": endpoint, "paths": list(update_mask.paths)},
+                          mutating=True)  # fmt: skip
+        current = self.cloud.endpoints.get(endpoint.name)
+        if current is None:
+            raise gexc.NotFound(f"endpoint {endpoint.name} not found")
+        for path in update_mask.paths:
+            setattr(current, path, getattr(endpoint, path))
+        return current
+
     def undeploy_model(self, *, request: dict[str, Any], timeout: float | None = None) -> Operation:
         self.cloud.record("endpoints", "undeploy_model", {"request": request}, mutating=True)
         endpoint = self.cloud.endpoints[request["endpoint"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Annotated, Any, Optional
 
 import typer
@@ -12,6 +13,7 @@ import typer
 from vertex_edge.cli.context import AppContext
 from vertex_edge.errors import NotProvisionedError, UsageError
 from vertex_edge.layout import LocalLayout
+from vertex_edge.monitoring.settings import MonitoringConfig, MonitoringPaths
 from vertex_edge.registry import LocalRegistry
 from vertex_edge.serving.settings import ServerSettings
 from vertex_edge.serving_status import ServingStatus, read_status
@@ -78,8 +80,10 @@ def serve(
         chosen = registry.get(endpoint.serving_version)
         endpoint_file = str(registry.endpoint_file) if follow else None
     _check_port_free(host, port)
+    config = app_ctx.config()
+    records = MonitoringPaths.for_config(config, app_ctx.repo).records
     settings = ServerSettings.from_env(
-        os.environ,
+        server_environ(config.monitoring, records, os.environ),
         storage_uri=str(chosen.path),
         port=port,
         host=host,
@@ -100,6 +104,7 @@ def serve(
         if endpoint_file
         else "  not following the endpoint (--version/--no-follow): restart to serve another version"
     )
+    console.print(f"  {escape(_capture_line(config.monitoring, records, os.environ))}")
     console.print("  logs: one JSON line per request on stderr; Ctrl-C stops")
     # deferred: the server imports FastAPI and uvicorn (about 0.5 s), which other edge.py commands would pay
     from vertex_edge.serving.__main__ import serve as run_server
@@ -107,6 +112,22 @@ def serve(
     code = run_server(settings)
     if code:
         raise typer.Exit(code)
+
+
+def server_environ(monitoring: MonitoringConfig, records: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the server reads its settings from: ``edge.yaml``'s capture settings
+    (records under the storage root, where 'edge.py monitor' reads them), under what the
+    environment sets itself (an exported EDGE_CAPTURE_* wins)."""
+    return {**monitoring.server_env(records), **environ}
+
+
+def _capture_line(monitoring: MonitoringConfig, records: str, environ: Mapping[str, str]) -> str:
+    env = server_environ(monitoring, records, environ)
+    uri = env.get("EDGE_CAPTURE_URI", "").strip()
+    rate = env.get("EDGE_CAPTURE_SAMPLE_RATE", "1").strip() or "1"
+    if not uri or rate in ("0", "0.0"):
+        return "capture: off (edge.yaml monitoring.capture / sample_rate, or EDGE_CAPTURE_*)"
+    return f"capture: a record per prediction (sample rate {rate}, never the image) in {uri}; 'python edge.py monitor' reads them"
 
 
 def _check_port_free(host: str, port: int) -> None:
