@@ -229,3 +229,23 @@ def test_wiring_takes_capture_and_logging_from_edge_yaml(monkeypatch: pytest.Mon
     off = parse_config({**base, "monitoring": {"capture": False, "request_response_logging": False}})
     deployer = wiring.vertex_deployer(off, tmp_path)
     assert deployer.serving_env == {} and deployer.request_logging_rate == 0.0
+
+
+def test_the_serving_versions_artifact_folder_is_what_monitor_compares_with(
+    deployer: VertexDeployer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert deployer.serving_model_uri() is None
+    deployed(deployer, tmp_path, V1)
+    deployer.configure(traffic=10)
+    deployed(deployer, tmp_path, V2)  # a canary: the newest live deployment is the one monitored
+    assert deployer.serving_model_uri() == f"gs://{BUCKET}/models/fashion-mnist/{V2}"
+
+    from vertex_edge.cli import monitor as monitor_cli
+    from vertex_edge.cli.context import AppContext
+    from vertex_edge.config import parse_config
+
+    app_ctx = AppContext(repo=tmp_path, config_path=tmp_path / "edge.yaml")
+    app_ctx.set_config(parse_config({"target": "gcp", "gcp": {"project": "my-proj-123"}}))
+    monkeypatch.setattr(monitor_cli, "serving_model_dir", lambda config, repo: deployer.serving_model_uri())
+    assert monitor_cli._model_dir(app_ctx, None) == f"gs://{BUCKET}/models/fashion-mnist/{V2}"
+    assert monitor_cli._model_dir(app_ctx, "gs://elsewhere/m") == "gs://elsewhere/m"

@@ -377,6 +377,14 @@ class VertexDeployer(RegistryAccess):
         except CloudError as exc:
             result.notes.append(f"{exc.message}; the deployment itself is done")
 
+    def serving_model_uri(self) -> str | None:
+        """The artifact folder of the newest deployment taking traffic (the model whose reference
+        profile 'edge.py monitor' compares with); None when nothing serves."""
+        live = self._view(self._endpoint()).newest_live()
+        parent = self._parent() if live is not None else None
+        model = self._version(parent, live.version) if (live is not None and parent is not None) else None
+        return str(getattr(model, "uri", "") or "") or None
+
     def how_to_call(self) -> list[str]:
         url = f"https://{self.location}-aiplatform.googleapis.com/v1/{self.endpoint_name}:predict"
         return [

@@ -42,8 +42,14 @@ def get_deployer(config: EdgeConfig, repo: Path) -> Deployer:
     return LocalDeployer(LocalRegistry(layout.registry, name), f"{name}-endpoint", layout.repo)
 
 
-def vertex_deployer(config: EdgeConfig, repo: Path) -> VertexDeployer:
-    """Real clients on Application Default Credentials; the endpoint from the gcp state."""
+def serving_model_dir(config: EdgeConfig, repo: Path) -> str | None:
+    """gcp target: the artifact folder (gs://) of the version the Vertex AI endpoint serves."""
+    return vertex_deployer(config, repo, reading=True).serving_model_uri()
+
+
+def vertex_deployer(config: EdgeConfig, repo: Path, *, reading: bool = False) -> VertexDeployer:
+    """Real clients on Application Default Credentials; the endpoint from the gcp state
+    (``reading``: only to read the endpoint, so no prediction image is named)."""
     from google.cloud import aiplatform  # deferred: the SDK takes seconds to import
 
     gcp = config.require_gcp("deploying to Vertex AI")
@@ -57,7 +63,7 @@ def vertex_deployer(config: EdgeConfig, repo: Path) -> VertexDeployer:
             hint="run 'python edge.py setup --target gcp'",
         )
     serving = config.vertex.serving
-    image = serving.image or f"{names.docker_registry}/{PREDICTION_IMAGE}:{_commit(repo)}"
+    image = serving.image or ("" if reading else f"{names.docker_registry}/{PREDICTION_IMAGE}:{_commit(repo)}")
     files = Files(clients.storage)
     monitoring = config.monitoring
     return VertexDeployer(
