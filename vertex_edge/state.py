@@ -76,6 +76,14 @@ class State(BaseModel):
     resources: dict[str, Resource] = Field(default_factory=dict)
 
 
+def pid_namespace() -> str:
+    """This process's pid namespace (Linux), or "" where there is none to read."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 class LockInfo(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -84,6 +92,7 @@ class LockInfo(BaseModel):
     pid: int
     command: str
     since: str
+    pid_namespace: str = ""  # e.g. pid:[4026531836]: containers sharing a hostname do not share pids
 
     @classmethod
     def here(cls, command: str) -> LockInfo:
@@ -91,14 +100,20 @@ class LockInfo(BaseModel):
             user = getpass.getuser()
         except Exception:  # noqa: BLE001 - no user database (containers)
             user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-        return cls(user=user, host=socket.gethostname(), pid=os.getpid(), command=command, since=utcnow())
+        return cls(user=user, host=socket.gethostname(), pid=os.getpid(), command=command, since=utcnow(),
+                   pid_namespace=pid_namespace())  # fmt: skip
 
     def describe(self) -> str:
         return f"{self.user}@{self.host} (pid {self.pid}, '{self.command}') since {self.since}"
 
     def dead_here(self, *, host: str | None = None, alive: Callable[[int], bool] = pid_alive) -> bool:
-        """Provably dead: taken on this host (same hostname) by a pid that is not running."""
-        return self.pid > 0 and self.host == (host or socket.gethostname()) and not alive(self.pid)
+        """Provably dead: taken on this host (same hostname, and the same pid namespace when the
+        lock records one) by a pid that is not running."""
+        if self.pid <= 0 or self.host != (host or socket.gethostname()):
+            return False
+        if self.pid_namespace and self.pid_namespace != pid_namespace():
+            return False  # another container with this hostname: its pids are not ours to check
+        return not alive(self.pid)
 
 
 class StateStore:
@@ -215,6 +230,9 @@ class StateStore:
                     f"another program, clear the lock with '{self.unlock_command}')")  # fmt: skip
         elif holder.pid <= 0 or holder.host == "?":
             hint = f"the lock cannot be read; if no other edge.py runs, clear it with '{self.unlock_command}'"
+        elif holder.host == here:
+            hint = (f"it was taken in another container with this hostname ({holder.pid_namespace}), whose processes "
+                    f"this one cannot see; if it no longer runs, clear the lock with '{self.unlock_command}'")  # fmt: skip
         else:
             hint = (f"it was taken on another host ({holder.host}), so this one cannot tell whether it still runs; "
                     f"if it does not, clear the lock with '{self.unlock_command}'")  # fmt: skip

@@ -147,3 +147,15 @@ def test_a_conditional_delete_never_removes_a_lock_taken_meanwhile(tmp_path: Pat
         store.delete("state.lock", if_generation_match=stale)  # a clearer that read the stale one
     assert store.read("state.lock") is not None and store.read("state.lock").generation == fresh  # type: ignore[union-attr]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.lock"]
+
+
+def test_a_holder_in_another_pid_namespace_with_this_hostname_is_not_judged(tmp_path: Path) -> None:
+    """A container sharing the hostname (network=host) has its own pids: never cleared from here."""
+    states = StateStore(LocalStore(tmp_path), host="here", alive=lambda pid: False)
+    body = ("user: bob\nhost: here\npid: 4242\ncommand: edge.py setup\nsince: x\n"
+            "pid_namespace: 'pid:[1]'\n")  # fmt: skip
+    states.store.write(states.lock_key, body.encode(), if_generation_match=0)
+    with pytest.raises(LockHeldError) as err:
+        with states.lock():
+            pass
+    assert "another container with this hostname (pid:[1])" in (err.value.hint or "")
