@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vertex_edge.errors import ConfigError
 from vertex_edge.fsutil import atomic_write_text
+from vertex_edge.monitoring.settings import MonitoringConfig
 from vertex_edge.redact import redact_url
 
 CONFIG_FILE = "edge.yaml"
@@ -137,6 +138,7 @@ class EdgeConfig(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     gcp: GcpConfig | None = None
     vertex: VertexConfig = VertexConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="after")
     def _target_needs_gcp(self) -> EdgeConfig:
@@ -162,6 +164,8 @@ class EdgeConfig(_Strict):
         data = self.model_dump(mode="json", exclude_none=True)
         if self.target == "local" and self.vertex == VertexConfig():
             data.pop("vertex")  # cloud-only defaults are noise in a local config
+        if self.monitoring == MonitoringConfig():
+            data.pop("monitoring")  # the defaults (capture every prediction) need no section
         return data
 
 

@@ -36,6 +36,7 @@ VERSIONS_DIR = "versions"
 ENDPOINT_KEY = "endpoint.json"
 LOCK_KEY = "registry.lock"
 METADATA_FILE = "metadata.json"
+UNLOCK_COMMAND = "python edge.py force-unlock --registry"
 _VERSION_RE = re.compile(r"^[1-9][0-9]{0,8}$")
 
 
@@ -111,11 +112,11 @@ class ModelVersion:
         return float(value) if isinstance(value, (int, float)) else None
 
     def verify(self) -> ModelArtifact:
-        """The version's served files checked against its card (and the card against the metadata):
-        :class:`RegistryError` naming what is wrong when the version is corrupt."""
+        """Every file the version's card lists, checked against its sha256 (and the card against
+        the metadata): :class:`RegistryError` naming the version and the file when it is corrupt."""
         try:
             artifact = self.artifact
-            artifact.verify([ONNX_FILE])
+            artifact.verify()
         except DataError as exc:
             raise RegistryError(
                 f"version {self.version} is corrupt: {exc.message}",
@@ -130,6 +131,13 @@ class ModelVersion:
             )
         return artifact
 
+    def intact(self) -> bool:
+        try:
+            self.verify()
+        except RegistryError:
+            return False
+        return True
+
 
 class LocalRegistry:
     """Versions of one model, and its endpoint, under ``<root>/<model name>``."""
@@ -139,7 +147,7 @@ class LocalRegistry:
         self.model_name = model_name
         self.model_root = self.root / model_name
         self.store = LocalStore(self.model_root)
-        self._state = StateStore(self.store, state_key=ENDPOINT_KEY, lock_key=LOCK_KEY)
+        self._state = StateStore(self.store, state_key=ENDPOINT_KEY, lock_key=LOCK_KEY, unlock_command=UNLOCK_COMMAND)
 
     # ---------------------------------------------------------------- versions
 
@@ -191,12 +199,14 @@ class LocalRegistry:
         missing = [name for name in SERVED_FILES if not (source / name).is_file()]
         if missing:
             raise RegistryError(f"{source} has no {', '.join(missing)}: nothing to register")
+        # and every other file the card lists (the reference profile 'edge.py monitor' compares with)
+        listed = [n for n in ModelArtifact.read(source).card.artifacts if n == Path(n).name and n not in (".", "..")]
         version = self.next_version()
         target = self.version_dir(version)
         if target.exists():
             raise RegistryError(f"{target} already exists; the registry is inconsistent")
         with atomic_dir(target) as tmp:
-            for name in (CARD_FILE, *MODEL_FILES):
+            for name in dict.fromkeys((CARD_FILE, *MODEL_FILES, *listed)):
                 if (source / name).is_file():
                     shutil.copy2(source / name, tmp / name)
             atomic_write_json(tmp / METADATA_FILE, {**metadata, "version": version})
@@ -240,10 +250,16 @@ class LocalRegistry:
 
     @contextlib.contextmanager
     def lock(self, command: str) -> Iterator[LockInfo]:
-        """The registry lock (create-exclusive, like the provisioning state's)."""
+        """The registry lock (create-exclusive, like the provisioning state's; a dead holder's
+        lock on this host is cleared by itself)."""
         self.model_root.mkdir(parents=True, exist_ok=True)
         with self._state.lock(command) as info:
             yield info
+
+    @property
+    def lock_store(self) -> StateStore:
+        """The registry lock's store (``edge.py force-unlock --registry``)."""
+        return self._state
 
 
 def _read_metadata(folder: Path) -> dict[str, Any]:

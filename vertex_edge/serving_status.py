@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from vertex_edge.fsutil import atomic_write_json
+from vertex_edge.state import pid_alive
 
 STATUS_FILE = "serving-status.json"
 DEFAULT_WAIT_S = 30.0
@@ -70,20 +71,6 @@ def write_status(
          "target_version": target_version, "error": error,
          "at": datetime.now(UTC).replace(microsecond=0).isoformat()},
     )  # fmt: skip
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def _version(value: object) -> str | None:

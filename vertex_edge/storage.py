@@ -13,6 +13,7 @@ the generation it expects to replace; ``0`` means "the object must not exist yet
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -54,7 +55,9 @@ class LocalStore:
 
     Generations derive from the inode and nanosecond mtime (a replace-by-rename gives a new inode).
     Create-if-absent is atomic (``O_EXCL``); replace-if-generation is checked then renamed,
-    which is safe because every state write happens under the create-exclusive lock.
+    which is safe because every state write happens under the create-exclusive lock; a
+    delete-if-generation (how a lock is released or a stale one cleared) moves the object aside
+    in one rename before checking it, so it never removes a lock someone else just took.
     """
 
     def __init__(self, root: Path) -> None:
@@ -111,14 +114,26 @@ class LocalStore:
 
     def delete(self, key: str, *, if_generation_match: int | None = None) -> bool:
         path = self._path(key)
-        if if_generation_match is not None:
-            current = self.read(key)
-            if current is None:
+        if if_generation_match is None:
+            try:
+                path.unlink()
+            except FileNotFoundError:
                 return False
-            if current.generation != if_generation_match:
-                raise PreconditionFailedError(f"{path} changed since it was read")
+            return True
+        # conditional delete, atomically: move the object aside (one rename: from then on nobody
+        # else sees it), then check it is the generation meant; put it back if it is not
+        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.deleting")
         try:
-            path.unlink()
+            os.rename(path, aside)
         except FileNotFoundError:
             return False
-        return True
+        try:
+            if self._generation(os.stat(aside)) == if_generation_match:
+                return True
+            try:
+                os.link(aside, path)  # create-if-absent, same inode and mtime: the same generation
+            except FileExistsError:
+                pass  # a third writer created a new one meanwhile: it stays, the one moved aside goes
+            raise PreconditionFailedError(f"{path} changed since it was read")
+        finally:
+            aside.unlink(missing_ok=True)

@@ -138,7 +138,7 @@ def test_every_command_exists() -> None:
 
 def test_pushes_test_and_main_deploys() -> None:
     config = yaml.safe_load(CONFIG.read_text())
-    (workflow,) = config["workflows"].values()
+    workflow = config["workflows"]["ci"]
     jobs = {next(iter(j)) if isinstance(j, dict) else j: (j[next(iter(j))] if isinstance(j, dict) else {}) for j in workflow["jobs"]}
     assert {"lint", "unit-tests", "integration-tests", "deploy"} <= set(jobs)
     assert jobs["deploy"]["filters"] == {"branches": {"only": "main"}}
@@ -148,6 +148,20 @@ def test_pushes_test_and_main_deploys() -> None:
              "webapp-deploy"]  # fmt: skip
     positions = [deploy.index(step) for step in order]
     assert positions == sorted(positions), "deploy steps out of order"
+
+
+def test_a_daily_workflow_monitors_the_deployed_model() -> None:
+    config = yaml.safe_load(CONFIG.read_text())
+    workflow = config["workflows"]["monitor"]
+    (trigger,) = workflow["triggers"]
+    assert trigger["schedule"]["cron"] == "0 6 * * *" and trigger["schedule"]["filters"] == {"branches": {"only": "main"}}
+    assert workflow["jobs"] == [{"monitor": {"context": "gcp-deploy"}}]
+    monitor = " ".join(c for w, c in run_commands() if w == "monitor")
+    order = ["gcp-auth.sh", "edge.py setup --target gcp", "edge.py monitor --since 24h"]
+    positions = [monitor.index(step) for step in order]
+    assert positions == sorted(positions)
+    steps = config["jobs"]["monitor"]["steps"]
+    assert {"store_artifacts": {"path": "monitoring-report"}} in steps
 
 
 def test_makefile_ci_targets_call_existing_cli_commands() -> None:

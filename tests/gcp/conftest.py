@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,12 @@ from vertex_edge.gcp.names import GcpNames
 from vertex_edge.provision.gcp.env import GcpEnv
 
 PASSWORD = "generated-PASSWORD-zz9PluralZAlpha"
+
+
+def passwords() -> Callable[[], str]:
+    """The password factory: PASSWORD first (the root's, on a fresh project), then PASSWORD-2, -3..."""
+    count = itertools.count(1)
+    return lambda: PASSWORD if (n := next(count)) == 1 else f"{PASSWORD}-{n}"
 
 
 def gcp_config(**tracking: object) -> EdgeConfig:
@@ -58,7 +66,8 @@ def make_env(cloud: FakeCloud, kube: FakeKube, fake_dvc: FakeDvc, tmp_path: Path
             dvc=fake_dvc,
             sleep=sleep,
             clock=lambda: clock["t"],
-            password_factory=lambda: PASSWORD,
+            password_factory=passwords(),
+            mongo=cloud.mongo.client,
         )
         envs.append(env)
         return env

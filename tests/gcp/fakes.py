@@ -18,6 +18,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
+from tests.gcp.fake_mongo import FakeMongo
 from vertex_edge.gcp.clients import GcpClients
 from vertex_edge.gcp.kube import Forward
 
@@ -62,6 +63,10 @@ class FakeCloud:
     fail: dict[str, BaseException] = field(default_factory=dict)
     polls_until_running: int = 1
     polls_until_deleted: int = 1
+    mongo: FakeMongo = field(default_factory=FakeMongo)  # the cluster's MongoDB
+
+    def __post_init__(self) -> None:
+        self.mongo.cloud = self
 
     def record(self, client: str, method: str, kwargs: dict[str, Any], *, mutating: bool) -> None:
         self.calls.append(Call(client, method, dict(kwargs), mutating))
@@ -89,6 +94,14 @@ class FakeCloud:
         self.repositories[f"{loc}/repositories/edge"] = "DOCKER"
         self.clusters[f"{loc}/clusters/edge-cluster"] = {"status": "RUNNING", "polls": 0}
         self.secrets[f"projects/{self.project}/secrets/edge-cluster-mongodb-password"] = [password.encode()]
+        for role, user in (("writer", "sacred-writer"), ("reader", "omniboard")):
+            self.secrets[f"projects/{self.project}/secrets/edge-cluster-mongodb-{role}-password"] = [f"{role}-pw".encode()]
+            roles = [{"role": "readWrite", "db": "sacred"}] if role == "writer" else [{"role": "omniboardReader", "db": "admin"}]
+            self.mongo.users[user] = {"pwd": f"{role}-pw", "roles": roles}
+        from vertex_edge.provision.gcp.mongodb_users import READER_ROLE, reader_role
+
+        self.mongo.roles[READER_ROLE] = reader_role(SimpleNamespace(names=SimpleNamespace(mongodb_db="sacred")))  # type: ignore[arg-type]
+        self.mongo.running, self.mongo.root = True, ("sacred", password)
         name = f"{loc}/endpoints/111"
         self.endpoints[name] = SimpleNamespace(name=name, display_name="fashion-mnist-endpoint", deployed_models=[])
         kube.provision_everything(password)
@@ -430,6 +443,23 @@ class FakeEndpoints:
         self.cloud.endpoints[name] = endpoint
         return Operation(endpoint)
 
+    def get_endpoint(self, *, name: str, timeout: float | None = None) -> Any:
+        self.cloud.record("endpoints", "get_endpoint", {"name": name}, mutating=False)
+        if name not in self.cloud.endpoints:
+            raise gexc.NotFound(f"endpoint {name} not found")
+        return self.cloud.endpoints[name]
+
+    def update_endpoint(self, *, endpoint: Any, update_mask: Any, timeout: float | None = None) -> Any:
+        """Only the request-response logging config, as deploy sets it."""
+        self.cloud.record("endpoints", "update_endpoint", {"endpoint": endpoint, "paths": list(update_mask.paths)},
+                          mutating=True)  # fmt: skip
+        current = self.cloud.endpoints.get(endpoint.name)
+        if current is None:
+            raise gexc.NotFound(f"endpoint {endpoint.name} not found")
+        for path in update_mask.paths:
+            setattr(current, path, getattr(endpoint, path))
+        return current
+
     def undeploy_model(self, *, request: dict[str, Any], timeout: float | None = None) -> Operation:
         self.cloud.record("endpoints", "undeploy_model", {"request": request}, mutating=True)
         endpoint = self.cloud.endpoints[request["endpoint"]]
@@ -463,6 +493,7 @@ class FakeKube:
         self.pvcs: dict[str, list[str]] = {}  # namespace -> PV names
         self.pvs: dict[str, dict[str, Any]] = {}
         self.forwards: list[tuple[str, str, int]] = []
+        self.rollouts: list[list[str]] = []
 
     def provision_everything(self, password: str) -> None:
         self.namespaces.add("sacred")
@@ -470,11 +501,16 @@ class FakeKube:
             "mongodb-username": base64.b64encode(b"sacred").decode(),
             "mongodb-password": base64.b64encode(password.encode()).decode(),
         }
+        self.secrets[("sacred", "sacred-mongodb-reader")] = {
+            "mongodb-username": base64.b64encode(b"omniboard").decode(),
+            "mongodb-password": base64.b64encode(b"reader-pw").decode(),
+        }
         self.releases[("sacred", "sacred")] = {
             "status": "deployed",
-            "chart": "sacred-0.1.0",
-            "values": {"auth": {"existingSecret": "sacred-mongodb-auth"}, "mongodb": {"database": "sacred"}},
-        }
+            "chart": "sacred-0.2.0",
+            "values": {"auth": {"existingSecret": "sacred-mongodb-auth", "reader": {"existingSecret": "sacred-mongodb-reader"}},
+                       "mongodb": {"database": "sacred"}},
+        }  # fmt: skip
         self.pvcs["sacred"] = ["pvc-0001"]
         self.pvs["pvc-0001"] = {
             "spec": {"csi": {"volumeHandle": "projects/demo-project-1/zones/us-central1-a/disks/pvc-0001"}}
@@ -489,7 +525,8 @@ class FakeKube:
         args = list(args)
         self.argv.append(["kubectl", *args])
         self.stdin.append(input or b"")
-        self.cloud.record("kubectl", args[0], {"argv": args}, mutating=args[0] in MUTATING_KUBECTL)
+        mutating = args[0] in MUTATING_KUBECTL or args[:2] == ["rollout", "restart"]
+        self.cloud.record("kubectl", args[0], {"argv": args}, mutating=mutating)
         verb = args[0]
         ns = args[args.index("--namespace") + 1] if "--namespace" in args else None
         if verb == "get" and args[1] == "secret":
@@ -524,6 +561,12 @@ class FakeKube:
             for pv in self.pvcs.pop(args[2], []):
                 self.pvs.pop(pv, None)
             self.releases = {k: v for k, v in self.releases.items() if k[0] != args[2]}
+            self.cloud.mongo.running, self.cloud.mongo.root = False, None
+            self.cloud.mongo.users.clear()
+            self.cloud.mongo.roles.clear()
+            return self._result(args)
+        if verb == "rollout":
+            self.rollouts.append(args[1:3])
             return self._result(args)
         if verb == "wait":
             return self._result(args, 1, err=b"Error from server (NotFound): persistentvolumes not found")
@@ -546,9 +589,14 @@ class FakeKube:
         if args[0] == "get" and args[1] == "values":
             return self._result(args, out=self.releases[(ns, args[2])]["values"])
         if args[0] == "upgrade":
+            mongo = self.cloud.mongo
+            if mongo.root is None:  # MongoDB initialises its root user from the Secret on an empty volume
+                secret = self.secrets.get((ns, "sacred-mongodb-auth"), {})
+                mongo.root = ("sacred", base64.b64decode(secret.get("mongodb-password", "")).decode())
+            mongo.running = True
             self.namespaces.add(ns)
             self.releases[(ns, args[2])] = {
-                "status": "deployed", "chart": "sacred-0.1.0", "values": json.loads(input or b"{}"),
+                "status": "deployed", "chart": "sacred-0.2.0", "values": json.loads(input or b"{}"),
             }  # fmt: skip
             self.pvcs.setdefault(ns, ["pvc-0001"])
             handle = f"projects/{self.cloud.project}/zones/{self.cloud.region}-a/disks/pvc-0001"

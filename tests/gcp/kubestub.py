@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+import time
 from pathlib import Path
 
 STATE_ENV = "EDGE_KUBESTUB_DIR"
@@ -43,6 +44,11 @@ def main(tool: str) -> int:
         argv = argv[: argv.index("--kubeconfig")] + argv[argv.index("--kubeconfig") + 2 :]
     with open(folder / "calls.jsonl", "a") as log:
         log.write(json.dumps({"tool": tool, "argv": argv, "stdin": stdin, "kubeconfig_mode": mode}) + "\n")
+    if tool == "kubectl" and argv[:1] == ["port-forward"]:  # runs until the caller stops it
+        sys.stdout.write("Forwarding from 127.0.0.1:40000 -> 27017\n")
+        sys.stdout.flush()
+        time.sleep(120)
+        return 0
     state = json.loads((folder / "state.json").read_text())
     out, code, err = _answer(tool, argv, stdin, state)
     (folder / "state.json").write_text(json.dumps(state))
@@ -61,6 +67,8 @@ def _answer(tool: str, argv: list[str], stdin: str, state: dict) -> tuple[str, i
             return json.dumps({"kind": "Secret", "data": secret}), 0, ""
         if argv[:2] == ["get", "service"]:
             return f"service/{argv[2]}\n", 0, ""
+        if argv[:1] == ["rollout"]:
+            return f"{argv[2]} {argv[1]}ed\n", 0, ""
         if argv[:1] == ["apply"]:
             for item in json.loads(stdin)["items"]:
                 if item["kind"] == "Secret":
@@ -71,7 +79,7 @@ def _answer(tool: str, argv: list[str], stdin: str, state: dict) -> tuple[str, i
         if argv[:1] == ["list"]:
             name = argv[argv.index("--filter") + 1].strip("^$")
             release = state["releases"].get(f"{ns}/{name}")
-            listed = [] if release is None else [{"name": name, "status": "deployed", "chart": "sacred-0.1.0"}]
+            listed = [] if release is None else [{"name": name, "status": "deployed", "chart": "sacred-0.2.0"}]
             return json.dumps(listed), 0, ""
         if argv[:2] == ["get", "values"]:
             return json.dumps(state["releases"][f"{ns}/{argv[2]}"]), 0, ""

@@ -29,7 +29,8 @@ BUCKET = f"{PROJECT}-edge"
 SETUP = ["setup", "--target", "gcp", "--project", PROJECT, "--region", REGION]
 STEP_TITLES = (
     "Google Cloud APIs", "GCS bucket", "Artifact Registry repository", "GKE Autopilot cluster", "MongoDB password",
-    "Kubernetes Secret (MongoDB)", "Sacred on GKE (helm)", "Vertex AI endpoint", "state file",
+    "MongoDB writer password", "MongoDB reader password", "Kubernetes Secrets (MongoDB)", "Sacred on GKE (helm)",
+    "MongoDB users (least privilege)", "Vertex AI endpoint", "state file",
 )  # fmt: skip
 # what the plan names each resource, computed offline from edge.yaml
 FULL_NAMES = {
@@ -38,7 +39,13 @@ FULL_NAMES = {
     "Artifact Registry repository": f"Docker repository {REGION}-docker.pkg.dev/{PROJECT}/edge",
     "GKE Autopilot cluster": f"edge-cluster in {REGION}, Autopilot, REGULAR release channel",
     "MongoDB password": f"generated, in Secret Manager secret projects/{PROJECT}/secrets/edge-cluster-mongodb-password",
-    "Kubernetes Secret (MongoDB)": "sacred/sacred-mongodb-auth in cluster edge-cluster",
+    "MongoDB writer password": "generated, in Secret Manager secret "
+    f"projects/{PROJECT}/secrets/edge-cluster-mongodb-writer-password",
+    "MongoDB reader password": "generated, in Secret Manager secret "
+    f"projects/{PROJECT}/secrets/edge-cluster-mongodb-reader-password",
+    "Kubernetes Secrets (MongoDB)": "sacred/sacred-mongodb-auth, sacred/sacred-mongodb-reader in cluster edge-cluster",
+    "MongoDB users (least privilege)": "sacred-writer (readWrite on database sacred: training and 'edge.py experiments'), "
+    "omniboard (read on database sacred: Omniboard) in sacred-mongodb",
     "Sacred on GKE (helm)": "release sacred in namespace sacred of cluster edge-cluster: "
     "services sacred-mongodb:27017, sacred-omniboard:9000 (ClusterIP)",
     "Vertex AI endpoint": f"fashion-mnist-endpoint in projects/{PROJECT}/locations/{REGION}",
@@ -73,6 +80,7 @@ def wired(
         env = real_make_env(*args, **kwargs)
         env.dvc = fake_dvc
         env.sleep = lambda seconds: None
+        env.mongo = cloud.mongo.client
         return env
 
     monkeypatch.setattr(setup_gcp, "make_env", make_env)
@@ -136,7 +144,7 @@ def test_setup_then_rerun_through_the_cli(repo: Path, wired: FakeCloud, capsys: 
     out = capsys.readouterr().out
     assert "gcp target ready" in out
     for n, title in enumerate(("Google Cloud APIs", "GCS bucket"), start=1):
-        assert f"[{n}/10] {title}" in out
+        assert f"[{n}/13] {title}" in out
     config = yaml.safe_load((repo / "edge.yaml").read_text())
     assert config["target"] == "gcp" and config["gcp"]["project"] == PROJECT
     assert ".edge/state.yaml" in wired.buckets[BUCKET].objects
@@ -208,7 +216,7 @@ def test_dashboard_opens_a_port_forward_to_omniboard(
     out = capsys.readouterr().out
     assert "Omniboard: http://127.0.0.1:45678" in out
     assert "port-forward closed" in out
-    assert kube.forwards == [("sacred", "sacred-omniboard", 9000)]
+    assert kube.forwards[-1] == ("sacred", "sacred-omniboard", 9000)  # (setup's to MongoDB before it)
     assert [a for a in kube.argv if a[:3] == ["kubectl", "get", "service"]][-1] == [
         "kubectl", "get", "service", "sacred-omniboard", "--namespace", "sacred", "-o", "name"
     ]  # fmt: skip
@@ -255,7 +263,8 @@ def test_the_generated_password_appears_in_no_output_log_argv_config_or_state(
 
     def make_env(*args: Any, **kwargs: Any) -> Any:
         env = real_make_env(*args, **kwargs)
-        env.dvc, env.sleep = fake_dvc, (lambda seconds: None)
+        env.dvc, env.sleep, env.mongo = fake_dvc, (lambda seconds: None), cloud.mongo.client
+        cloud.mongo.running = True  # helm/sacred through the stand-in helm
         return env
 
     monkeypatch.setattr(setup_gcp, "make_env", make_env)
@@ -273,7 +282,9 @@ def test_the_generated_password_appears_in_no_output_log_argv_config_or_state(
     assert main(["--verbose", "--repo", str(repo), *SETUP, "--yes"]) == 0
     assert main(["--verbose", "--repo", str(repo), "setup", "--yes"]) == 0  # the checks read it back
 
-    (password,) = [v.decode() for v in cloud.secrets[f"projects/{PROJECT}/secrets/edge-cluster-mongodb-password"]]
+    passwords = {role: cloud.secrets[f"projects/{PROJECT}/secrets/edge-cluster-mongodb{role}-password"][0].decode()
+                 for role in ("", "-writer", "-reader")}  # fmt: skip
+    password = passwords[""]
     out, err = capfd.readouterr()
     stub_calls = kubestub.calls(stub)
     captured = {
@@ -287,9 +298,14 @@ def test_the_generated_password_appears_in_no_output_log_argv_config_or_state(
         "helm values": json.dumps([c["stdin"] for c in stub_calls if c["tool"] == "helm"]),
     }
     for where, text in captured.items():
-        assert password not in text, f"the password leaked into {where}"
-        assert base64.b64encode(password.encode()).decode() not in text, f"the encoded password leaked into {where}"
-    assert len(password) >= 40
+        for role, secret in passwords.items():
+            assert secret not in text, f"the {role or 'root'} password leaked into {where}"
+            assert base64.b64encode(secret.encode()).decode() not in text, f"the encoded password leaked into {where}"
+    assert len(password) >= 40 and len(set(passwords.values())) == 3
+    # the writer's never reaches the cluster; the users were made by root over the MongoDB protocol
+    assert all(base64.b64encode(passwords["-writer"].encode()).decode() not in c["stdin"] for c in stub_calls)
+    assert cloud.mongo.users["sacred-writer"]["pwd"] == passwords["-writer"]
+    assert cloud.mongo.users["omniboard"]["pwd"] == passwords["-reader"]
     # it did reach the cluster - through stdin, with a private kubeconfig
     applied = [c for c in stub_calls if c["argv"][:1] == ["apply"]]
     assert applied and base64.b64encode(password.encode()).decode() in applied[0]["stdin"]

@@ -67,18 +67,18 @@ def test_forward_wait_returns_when_kubectl_ends(tmp_path: Path) -> None:
         assert not forward.alive()
 
 
-def test_mongo_url_for_training_uses_the_password_from_secret_manager(cloud: FakeCloud, kube: FakeKube) -> None:
+def test_mongo_url_for_training_is_the_writers_with_its_password_from_secret_manager(cloud: FakeCloud, kube: FakeKube) -> None:
     cloud.provision_everything(kube, password="s3cret_-pass")
     clients = cloud.clients(kube)
 
-    with mongo_url_via_port_forward(gcp_config(), clients) as url:
-        assert url == "mongodb://sacred:s3cret_-pass@127.0.0.1:45678/sacred?authSource=admin"
+    with mongo_url_via_port_forward(gcp_config(), clients) as url:  # the Sacred writer, never root
+        assert url == "mongodb://sacred-writer:writer-pw@127.0.0.1:45678/sacred?authSource=admin"
         assert kube.forwards == [("sacred", "sacred-mongodb", 27017)]
 
     names = [f"{c.client}.{c.method}" for c in cloud.calls]
     assert names == ["secret_manager.access_secret_version", "kube.open", "kubectl.get", "kubectl.port-forward"]
     assert cloud.calls[0].kwargs == {
-        "request": {"name": f"projects/{PROJECT}/secrets/edge-cluster-mongodb-password/versions/latest"}
+        "request": {"name": f"projects/{PROJECT}/secrets/edge-cluster-mongodb-writer-password/versions/latest"}
     }
 
 

@@ -152,3 +152,22 @@ def test_force_unlock_removes_a_dead_lock(tmp_path: Path, backend: int) -> None:
     assert store.holder() is not None and store.holder().user == "bob"  # type: ignore[union-attr]
     assert store.force_unlock() is not None
     assert store.holder() is None
+
+
+@pytest.mark.parametrize("backend", [0, 1], ids=["local", "gcs"])
+def test_a_dead_holder_on_this_host_is_cleared_on_either_backend(tmp_path: Path, backend: int) -> None:
+    """The one algorithm (vertex_edge.state) on both stores: a provably dead holder's lock is
+    removed with a generation precondition and taken; another host's is reported."""
+    base = stores(tmp_path)[backend]
+    store = StateStore(base, host="here", alive=lambda pid: False)
+    store.store.write(store.lock_key, b"user: bob\nhost: here\npid: 77\ncommand: edge.py setup\nsince: x\n",
+                      if_generation_match=0)  # fmt: skip
+    with store.lock("edge.py setup --target gcp") as info:
+        assert store.holder() == info
+    assert store.holder() is None
+    store.store.write(store.lock_key, b"user: bob\nhost: ci-runner\npid: 77\ncommand: edge.py setup\nsince: x\n",
+                      if_generation_match=0)  # fmt: skip
+    with pytest.raises(LockHeldError) as err:
+        with store.lock():
+            pass
+    assert "ci-runner" in (err.value.hint or "") and "python edge.py force-unlock" in (err.value.hint or "")

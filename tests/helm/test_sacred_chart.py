@@ -1,6 +1,7 @@
 """helm/sacred: renders and lints offline (helm-python-sdk), every manifest validates against the
-Kubernetes schemas (kubernetes-validate), no Service is exposed outside the cluster, and the
-MongoDB credentials only ever come from an existing Secret."""
+Kubernetes schemas (kubernetes-validate), no Service is exposed outside the cluster, the MongoDB
+credentials only ever come from existing Secrets (Omniboard's: the read-only user's, never root's),
+and MongoDB has a PodDisruptionBudget."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def setup_values() -> dict[str, Any]:
 
 
 CUSTOM = {
-    "auth": {"existingSecret": "other-auth", "usernameKey": "user", "passwordKey": "pass"},
+    "auth": {"existingSecret": "other-auth", "usernameKey": "user", "passwordKey": "pass",
+             "reader": {"existingSecret": "other-reader", "usernameKey": "u", "passwordKey": "p"}},
     "mongodb": {
         "image": {"repository": "mongo", "tag": "7.0.14", "pullPolicy": "Always"},
         "database": "runs",
@@ -38,6 +40,7 @@ CUSTOM = {
         "replicas": 2,
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "500m", "memory": "1Gi"}},
     },
+    "podDisruptionBudget": {"enabled": True, "mongodbMaxUnavailable": 1},
     "networkPolicy": {"enabled": False},
 }
 
@@ -59,7 +62,9 @@ def test_renders_lints_and_validates(values: dict[str, Any]) -> None:
     assert lint_chart(CHART, values) == []
     assert validate_manifests(manifests) == []
     expected = ["Service/sacred-mongodb", "Service/sacred-omniboard", "StatefulSet/sacred-mongodb",
-                "Deployment/sacred-omniboard"]  # fmt: skip
+                "Deployment/sacred-omniboard", "PodDisruptionBudget/sacred-mongodb"]  # fmt: skip
+    if values.get("omniboard", {}).get("replicas", 1) > 1:
+        expected.append("PodDisruptionBudget/sacred-omniboard")
     if values.get("networkPolicy", {}).get("enabled", True):
         expected += ["NetworkPolicy/sacred-mongodb", "NetworkPolicy/sacred-omniboard"]
     assert sorted(f"{m['kind']}/{m['metadata']['name']}" for m in manifests) == sorted(expected)
@@ -106,7 +111,13 @@ def test_credentials_come_only_from_the_existing_secret() -> None:
     (omniboard,) = by_kind(manifests, "Deployment")
     env = {e["name"]: e for e in omniboard["spec"]["template"]["spec"]["containers"][0]["env"]}
 
-    assert env["MONGO_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "sacred-mongodb-auth"
+    # Omniboard logs in as the read-only user, never as root
+    assert env["MONGO_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": "sacred-mongodb-reader", "key": "mongodb-username"}
+    assert env["MONGO_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "sacred-mongodb-reader", "key": "mongodb-password"}
+    (custom,) = by_kind(render_chart(CHART, CUSTOM, release="sacred"), "Deployment")
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in custom["spec"]["template"]["spec"]["containers"][0]["env"]
+            if "valueFrom" in e}  # fmt: skip
+    assert refs == {"other-reader"}
     # Kubernetes expands $(MONGO_PASSWORD) at start: the manifest holds a reference, not a password
     assert env["MONGO_URI"]["value"] == (
         "mongodb://$(MONGO_USERNAME):$(MONGO_PASSWORD)@sacred-mongodb:27017/sacred?authSource=admin"
@@ -117,8 +128,10 @@ def test_credentials_come_only_from_the_existing_secret() -> None:
 def test_without_an_existing_secret_rendering_fails_with_a_clear_message() -> None:
     import helm_python as helm
 
-    with pytest.raises(helm.HelmError, match="auth.existingSecret is required"):
+    with pytest.raises(helm.HelmError, match="existingSecret is required"):
         render_chart(CHART, {})
+    with pytest.raises(helm.HelmError, match="auth.reader.existingSecret is required: .* Omniboard's read-only"):
+        render_chart(CHART, {"auth": {"existingSecret": "sacred-mongodb-auth"}})
 
 
 def test_mongodb_keeps_its_data_on_a_persistent_volume() -> None:
@@ -154,3 +167,16 @@ def test_network_policy_lets_only_omniboard_and_labelled_clients_reach_mongodb()
     assert {"app.kubernetes.io/component": "omniboard"}.items() <= sources[0].items()
     assert sources[1] == {"sacred-client": "true"}
     assert policies["sacred-omniboard"]["spec"]["ingress"] == []
+
+
+def test_mongodb_has_a_disruption_budget() -> None:
+    """One replica: voluntary evictions (node upgrades, drains) must not cut off a training run."""
+    (budget,) = by_kind(render_chart(CHART, setup_values(), release="sacred"), "PodDisruptionBudget")
+    (statefulset,) = by_kind(render_chart(CHART, setup_values(), release="sacred"), "StatefulSet")
+    assert budget["spec"]["maxUnavailable"] == 0
+    assert budget["spec"]["selector"]["matchLabels"] == statefulset["spec"]["selector"]["matchLabels"]
+    budgets = {b["metadata"]["name"]: b["spec"] for b in by_kind(render_chart(CHART, CUSTOM, release="sacred"),
+                                                                  "PodDisruptionBudget")}  # fmt: skip
+    assert budgets["sacred-mongodb"]["maxUnavailable"] == 1 and budgets["sacred-omniboard"]["maxUnavailable"] == 1
+    off = {**setup_values(), "podDisruptionBudget": {"enabled": False}}
+    assert not by_kind(render_chart(CHART, off, release="sacred"), "PodDisruptionBudget")

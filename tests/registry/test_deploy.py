@@ -3,6 +3,7 @@ judging a model by ITS figures against the committed gate and the champion."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def test_deploy_then_rollback_walks_back_the_history(deploy_project: Path, deplo
     assert "version 3: 100%" in out and "v2-bbbb" in out and "rollback" in out
     code, out, _ = edge_cli("endpoint", "describe", "--json")
     data = json.loads(out)
-    assert data["serving_version"] == "3"
+    assert data["traffic_version"] == "3" and data["serving_version"] is None and data["server"] is None
     assert [v["traffic"] for v in data["versions"]] == [0, 0, 100]
     assert data["versions"][1]["metrics"]["test_accuracy"] == 0.94
 
@@ -231,6 +232,41 @@ def test_a_corrupt_version_never_takes_traffic(deploy_project: Path, deploy_cli)
         assert code == 1, args
         assert "version 1 is corrupt" in err
     assert (deploy_project / REG / "endpoint.json").read_text() == before
+
+
+def test_rollback_onto_a_corrupt_version_names_the_newest_intact_one(deploy_project: Path, deploy_cli) -> None:
+    """v1, v2, v3 deployed; v2 (the rollback target) rots: refused, naming v1 and how to go there."""
+    assert deploy_cli()[0] == 0
+    train(deploy_project, version="v2-bbbb", accuracy=0.94, bias_class=3)
+    assert deploy_cli()[0] == 0
+    train(deploy_project, version="v3-cccc", accuracy=0.95, bias_class=5)
+    assert deploy_cli()[0] == 0
+    (deploy_project / REG / "versions" / "2" / "model.onnx").write_bytes(b"bit rot")
+    before = (deploy_project / REG / "endpoint.json").read_text()
+    code, _, err = deploy_cli("--rollback")
+    assert code == 1
+    assert "cannot roll fashion-mnist-endpoint back to version 2: version 2 is corrupt" in err
+    assert "versions/2/model.onnx has sha256" in err and "the endpoint was not changed" in err
+    assert "the newest intact earlier deployment is version 1: 'python deploy-vertex.py --version 1'" in err
+    assert (deploy_project / REG / "endpoint.json").read_text() == before
+    (deploy_project / REG / "versions" / "1" / "model.keras").write_bytes(b"not the card's")  # any listed file counts
+    code, _, err = deploy_cli("--rollback")
+    assert code == 1 and "no earlier deployment is intact" in err
+    code, _, err = deploy_cli("--version", "1")
+    assert code == 1 and "version 1 is corrupt" in err and "versions/1/model.keras" in err
+    assert (deploy_project / REG / "endpoint.json").read_text() == before
+
+
+def test_every_file_the_card_lists_is_registered(deploy_project: Path, deploy_cli) -> None:
+    """e.g. the reference profile 'edge.py monitor' compares with, listed in the card by training."""
+    folder = deploy_project / "models" / "fashion-mnist"
+    (folder / "reference_profile.npz").write_bytes(b"a profile")
+    card = json.loads((folder / "model_card.json").read_text())
+    card["artifacts"]["reference_profile.npz"] = {"sha256": hashlib.sha256(b"a profile").hexdigest(), "bytes": 9}
+    (folder / "model_card.json").write_text(json.dumps(card))
+    code, _, err = deploy_cli()
+    assert code == 0, err
+    assert (deploy_project / REG / "versions" / "1" / "reference_profile.npz").read_bytes() == b"a profile"
 
 
 def test_flag_conflicts(deploy_project: Path, deploy_cli) -> None:

@@ -151,7 +151,7 @@ def test_deploy_waits_until_the_server_serves_the_new_version(deploy_project: Pa
     assert code == 0, err
     assert "now serves version 2" in out and "http://127.0.0.1:8080" in out
     code, out, _ = edge_cli("endpoint", "describe")
-    assert code == 0 and "server: the server (pid" in out and "serves version 2" in out
+    assert code == 0 and "serving: the server (pid" in out and "serves version 2" in out
     code, out, _ = deploy_cli("--rollback")
     assert code == 0 and "now serves version 1" in out
 
@@ -171,7 +171,8 @@ def test_a_failed_reload_fails_the_deploy_and_sets_the_endpoint_back(
     assert endpoint["history"][-1]["note"] == "the server could not load version 2"
     code, out, _ = edge_cli("endpoint", "describe", "--json")
     data = json.loads(out)
-    assert data["serving_version"] == "1" and data["server"]["serving_version"] == "1"
+    assert data["traffic_version"] == data["serving_version"] == data["server"]["serving_version"] == "1"
+    assert data["in_sync"] is True
 
 
 def test_a_server_that_does_not_answer_in_time_fails_the_deploy(deploy_project: Path, deploy_cli) -> None:

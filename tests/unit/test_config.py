@@ -77,3 +77,17 @@ def test_missing_file_hints_setup(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "edge.yaml")
     assert "edge.py setup" in (err.value.hint or "")
+
+
+def test_the_monitoring_section(tmp_path: Path) -> None:
+    assert parse_config({}).monitoring.sample_rate == 1.0 and "monitoring" not in dump_config(EdgeConfig())
+    config = parse_config({"monitoring": {"sample_rate": 0.25, "request_response_logging": False}})
+    path = tmp_path / "edge.yaml"
+    path.write_text(dump_config(config))
+    assert "monitoring:" in path.read_text() and load_config(path) == config
+    with pytest.raises(ConfigError) as err:
+        parse_config({"monitoring": {"sample_rate": 1.5, "sampling": 1, "capture": "sometimes"}})
+    message = err.value.message
+    assert "monitoring.sample_rate: Input should be less than or equal to 1 (got 1.5); expected share of instances" in message
+    assert "monitoring.sampling: unknown key (expected one of: capture, sample_rate, request_response_logging)" in message
+    assert "monitoring.capture:" in message

@@ -75,6 +75,7 @@ class FakeAiplatform:
                 self.version_id = chosen.version_id
                 self.display_name = w.display[base]
                 self.labels = chosen.kwargs.get("labels", {})
+                self.uri = chosen.kwargs.get("artifact_uri", "")  # the version's artifact folder
 
             @classmethod
             def list(cls, filter: str = "", order_by: str | None = None, **kwargs: Any) -> list[Any]:

@@ -1,5 +1,5 @@
 """``python edge.py``: the command-line interface. Each command group lives in the module named
-after it (``setup``, ``data``, ``experiments``, ``train``, ``serve``, ``webapp``, ``teardown``) and
+after it (``setup``, ``data``, ``experiments``, ``train``, ``serve``, ``webapp``, ``monitor``, ``teardown``) and
 is registered here, once.
 
 Library code raises typed :class:`~vertex_edge.errors.EdgeError`; only :func:`main` (through
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import typer
 
-from vertex_edge.cli import data, experiments, serve, setup, teardown, train, webapp
+from vertex_edge.cli import data, experiments, monitor, serve, setup, teardown, train, webapp
 from vertex_edge.cli.app import ConfigOption, RepoOption, VerboseOption, configure_logging, new_app, run_command
 from vertex_edge.cli.context import AppContext
 
@@ -32,7 +32,7 @@ def _root(ctx: typer.Context, repo: RepoOption = None, config: ConfigOption = No
     ctx.obj = AppContext.create(repo, config)
 
 
-for _commands in (setup, data, experiments, train, serve, webapp, teardown):
+for _commands in (setup, data, experiments, train, serve, webapp, monitor, teardown):
     _commands.register(app)
 
 

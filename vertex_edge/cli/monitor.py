@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from vertex_edge.cli.context import AppContext
+from vertex_edge.deploy.wiring import serving_model_dir
 from vertex_edge.errors import UsageError
 from vertex_edge.gcp.clients import load_credentials
 from vertex_edge.gcp.files import Files
@@ -40,7 +41,8 @@ def _paths(app_ctx: AppContext) -> MonitoringPaths:
 
 
 def _model_dir(app_ctx: AppContext, model_dir: Optional[str]) -> str:
-    """The model whose reference is used: --model-dir, else the local endpoint's served version,
+    """The model whose reference is used: --model-dir, else the version the endpoint serves (the
+    local registry's folder, or on gcp the Vertex AI version's artifact folder in the bucket),
     else the pipeline's model folder."""
     if model_dir:
         return model_dir
@@ -49,6 +51,10 @@ def _model_dir(app_ctx: AppContext, model_dir: Optional[str]) -> str:
         registry = LocalLayout.from_config(config, app_ctx.repo).registry / config.model.name
         if (registry / "endpoint.json").is_file():
             return str(served_version(registry / "endpoint.json")[1])
+    elif config.target == "gcp":
+        serving = serving_model_dir(config, app_ctx.repo)
+        if serving:
+            return serving
     return str(app_ctx.repo / DEFAULT_MODEL_DIR)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Annotated, Any, Optional
 
 import typer
@@ -12,9 +13,10 @@ import typer
 from vertex_edge.cli.context import AppContext
 from vertex_edge.errors import NotProvisionedError, UsageError
 from vertex_edge.layout import LocalLayout
+from vertex_edge.monitoring.settings import MonitoringConfig, MonitoringPaths
 from vertex_edge.registry import LocalRegistry
 from vertex_edge.serving.settings import ServerSettings
-from vertex_edge.serving_status import read_status
+from vertex_edge.serving_status import ServingStatus, read_status
 
 endpoint_app = typer.Typer(help="The local endpoint (versions, traffic, metadata).", no_args_is_help=True)
 
@@ -78,8 +80,10 @@ def serve(
         chosen = registry.get(endpoint.serving_version)
         endpoint_file = str(registry.endpoint_file) if follow else None
     _check_port_free(host, port)
+    config = app_ctx.config()
+    records = MonitoringPaths.for_config(config, app_ctx.repo).records
     settings = ServerSettings.from_env(
-        os.environ,
+        server_environ(config.monitoring, records, os.environ),
         storage_uri=str(chosen.path),
         port=port,
         host=host,
@@ -100,6 +104,7 @@ def serve(
         if endpoint_file
         else "  not following the endpoint (--version/--no-follow): restart to serve another version"
     )
+    console.print(f"  {escape(_capture_line(config.monitoring, records, os.environ))}")
     console.print("  logs: one JSON line per request on stderr; Ctrl-C stops")
     # deferred: the server imports FastAPI and uvicorn (about 0.5 s), which other edge.py commands would pay
     from vertex_edge.serving.__main__ import serve as run_server
@@ -107,6 +112,22 @@ def serve(
     code = run_server(settings)
     if code:
         raise typer.Exit(code)
+
+
+def server_environ(monitoring: MonitoringConfig, records: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the server reads its settings from: ``edge.yaml``'s capture settings
+    (records under the storage root, where 'edge.py monitor' reads them), under what the
+    environment sets itself (an exported EDGE_CAPTURE_* wins)."""
+    return {**monitoring.server_env(records), **environ}
+
+
+def _capture_line(monitoring: MonitoringConfig, records: str, environ: Mapping[str, str]) -> str:
+    env = server_environ(monitoring, records, environ)
+    uri = env.get("EDGE_CAPTURE_URI", "").strip()
+    rate = env.get("EDGE_CAPTURE_SAMPLE_RATE", "1").strip() or "1"
+    if not uri or rate in ("0", "0.0"):
+        return "capture: off (edge.yaml monitoring.capture / sample_rate, or EDGE_CAPTURE_*)"
+    return f"capture: a record per prediction (sample rate {rate}, never the image) in {uri}; 'python edge.py monitor' reads them"
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -141,12 +162,16 @@ def describe(
     all_deployments = endpoint.history if endpoint else []
     deployments = all_deployments[-history:] if history else all_deployments
     status = read_status(registry.model_root)  # what a running 'edge.py serve' says it serves
+    target = endpoint.serving_version if endpoint else None  # what the traffic map sends traffic to
+    serving = status.serving_version if status else None
     if as_json:
         data: dict[str, Any] = {
             "model": registry.model_name,
             "registry": str(registry.model_root),
             "endpoint": endpoint.model_dump(mode="json") if endpoint else None,
-            "serving_version": endpoint.serving_version if endpoint else None,
+            "traffic_version": target,
+            "serving_version": serving,  # what a live server really serves (null: no server follows)
+            "in_sync": status is not None and serving == target,
             "server": None if status is None else {**vars(status), "at": status.at.isoformat() if status.at else None},
             "versions": [{**v.metadata, "version": v.version, "traffic": traffic.get(v.version, 0)} for v in versions],
         }
@@ -160,17 +185,11 @@ def describe(
         )
         return
     name = endpoint.name if endpoint else f"{registry.model_name}-endpoint"
-    serving = endpoint.serving_version if endpoint else None
     console.print(
         f"[bold]endpoint {escape(name)}[/]  traffic: "
         + (", ".join(f"version {v}: {p}%" for v, p in traffic.items()) or "none (not deployed)")
-        + (f"  (serving version {serving})" if serving else "")
     )
-    if status is None:
-        console.print("  server: none is following this endpoint ('python edge.py serve' serves the version above)")
-    else:
-        mismatch = serving is not None and status.serving_version != serving
-        console.print(f"  server: {'[bold red]' if mismatch else ''}{escape(status.describe())}{'[/]' if mismatch else ''}")
+    console.print(f"  serving: {_serving_line(status, target)}")
     table = Table(title=f"{registry.model_name} versions ({registry.model_root})")
     for col in ("version", "traffic", "model version", "registered", "test acc", "gate", "data", "commit", "run"):
         table.add_column(col)
@@ -185,6 +204,19 @@ def describe(
             note = "; ".join(x for x in ("--force" if d.forced else "", d.note) if x) or "-"
             hist.add_row(d.at, d.action, d.version, d.previous or "-", d.by or "-", escape(note))
         console.print(hist)
+
+
+def _serving_line(status: ServingStatus | None, target: str | None) -> str:
+    """What the running server really serves, next to the traffic map (rich markup)."""
+    from rich.markup import escape
+
+    if status is None:
+        then = f"; 'python edge.py serve' serves version {target}" if target else ""
+        return f"nothing: no server follows this endpoint{then}"
+    text = escape(status.describe())
+    if status.serving_version != target:
+        return f"[bold red]{text}[/] [red](not the traffic map's version {target or 'none'})[/]"
+    return text
 
 
 _COLUMNS = ("version", "traffic", "model_version", "created", "test_accuracy", "gate", "data_version", "commit", "run")

@@ -16,6 +16,7 @@ from vertex_edge.errors import UsageError
 from vertex_edge.layout import LocalLayout
 from vertex_edge.provision.engine import Action, apply_locked, plan
 from vertex_edge.provision.local import local_steps
+from vertex_edge.registry import LocalRegistry
 from vertex_edge.state import StateStore
 
 TARGETS = ("local", "gcp")
@@ -192,17 +193,21 @@ def _setup_local(app_ctx: AppContext, config: EdgeConfig, config_action: Action,
 
 def force_unlock(
     ctx: typer.Context,
+    registry: Annotated[
+        bool, typer.Option("--registry", help="The local model registry's lock (deploy-vertex.py) instead of the state's.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", envvar="EDGE_YES", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Remove the state lock left by an edge.py that died. Use only when no other edge.py runs."""
+    """Remove a lock left by an edge.py or deploy-vertex.py that died. Use only when no other one runs.
+    (A lock taken on this host by a process that is gone is cleared by itself.)"""
     app_ctx: AppContext = ctx.obj
     config = app_ctx.config()
-    store = _state_store(app_ctx, config)
+    store = _registry_lock(app_ctx, config) if registry else _state_store(app_ctx, config)
     holder = store.holder()
     if holder is None:
-        app_ctx.console.print(f"no lock at {store.store.describe(store.lock_key)}: nothing to do")
+        app_ctx.console.print(f"no lock at {store.lock_location}: nothing to do")
         return
-    app_ctx.console.print(f"lock held by {holder.describe()}")
+    app_ctx.console.print(f"lock at {store.lock_location} held by {holder.describe()}")
     confirm(app_ctx, "Remove this lock?", yes=yes)
     store.force_unlock()
     app_ctx.console.print("lock removed")
@@ -212,3 +217,13 @@ def _state_store(app_ctx: AppContext, config: EdgeConfig) -> StateStore:
     if config.target == "gcp":
         return setup_gcp.state_store(app_ctx, config)
     return LocalLayout.from_config(config, app_ctx.repo).state_store()
+
+
+def _registry_lock(app_ctx: AppContext, config: EdgeConfig) -> StateStore:
+    if config.target != "local":
+        raise UsageError(
+            f"--registry: edge.yaml target is {config.target!r}; only the local target has a registry lock",
+            hint="on the gcp target the model registry is Vertex AI's",
+        )
+    layout = LocalLayout.from_config(config, app_ctx.repo)
+    return LocalRegistry(layout.registry, config.model.name).lock_store

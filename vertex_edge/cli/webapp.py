@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -12,10 +13,12 @@ from vertex_edge.cli import setup_gcp
 from vertex_edge.cli.context import AppContext
 from vertex_edge.config import EdgeConfig
 from vertex_edge.errors import UsageError
+from vertex_edge.monitoring.settings import MonitoringPaths
 from vertex_edge.webapp.logs import configure_logging
 from vertex_edge.webapp.settings import ENV_VARS, WebappSettings
 
 BACKENDS = ("http", "vertex")
+FEEDBACK_ENV = "EDGE_FEEDBACK_URI"
 
 
 def register(app: typer.Typer) -> None:
@@ -82,18 +85,29 @@ def webapp(
         "timeout_s": timeout,
         "log_format": log_format or "text",
     }
-    settings = build_settings(config, flags, os.environ, lambda: _endpoint_from_state(app_ctx, config))
+    environ = webapp_environ(config, app_ctx.repo, os.environ)
+    settings = build_settings(config, flags, environ, lambda: _endpoint_from_state(app_ctx, config))
     configure_logging(settings.log_level, settings.log_format)
+    # the web app runs in this process and reads its feedback location like its other EDGE_* settings
+    os.environ.setdefault(FEEDBACK_ENV, environ[FEEDBACK_ENV])
 
     console = app_ctx.console
     console.print(f"web app: [bold]http://{_url_host(settings.host)}:{settings.port}/[/]  (Ctrl-C to stop)")
     console.print(f"predictions from the {settings.describe_endpoint()}")
+    console.print(f"feedback (\"Was this right?\") to {environ[FEEDBACK_ENV]}; 'python edge.py monitor' joins it")
     if settings.backend == "http" and not endpoint_listening(settings.endpoint_url):
         console.print(
             "[yellow]warning:[/] nothing answers at that address yet; start the prediction server with "
             "'python edge.py serve' (the page shows an error until it is up)"
         )
     serve(settings)
+
+
+def webapp_environ(config: EdgeConfig, repo: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the web app reads its settings from: ``EDGE_FEEDBACK_URI`` is where
+    'edge.py monitor' reads feedback for this target (``<storage root>/monitoring/<model>/feedback``
+    locally, ``gs://<bucket>/monitoring/<model>/feedback`` on gcp), unless the environment sets it."""
+    return {FEEDBACK_ENV: MonitoringPaths.for_config(config, repo).feedback, **environ}
 
 
 def build_settings(

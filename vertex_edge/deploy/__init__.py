@@ -6,7 +6,10 @@
 * :mod:`~vertex_edge.serving_status` - what a running ``edge.py serve`` says it serves
   (deploy waits for it; ``endpoint describe`` shows it).
 * :mod:`~vertex_edge.deploy.local_endpoint` - the local target: registry + traffic map on disk.
-* :mod:`~vertex_edge.deploy.vertex_endpoint` - the gcp target: Vertex AI Model Registry + Endpoint,
-  switched without downtime; :mod:`~vertex_edge.deploy.traffic` holds its split arithmetic.
+* :mod:`~vertex_edge.deploy.vertex_endpoint` - the gcp target: the Vertex AI Endpoint, switched
+  without downtime and reported done only when Vertex AI shows it; :mod:`~vertex_edge.deploy.vertex_registry`
+  its Model Registry side (versions, upload, a version checked before it takes traffic,
+  through :mod:`~vertex_edge.deploy.remote_model`); :mod:`~vertex_edge.deploy.traffic` holds the
+  split arithmetic.
 * :mod:`~vertex_edge.deploy.wiring` - picks and builds the deployer for ``edge.yaml``'s target.
 """

@@ -122,8 +122,7 @@ class LocalDeployer:
     def rollback(self, *, dry_run: bool) -> DeployResult:
         result = DeployResult(dry_run=dry_run)
         endpoint, _ = self.registry.endpoint()
-        target = _rollback_target(endpoint, self.endpoint_name)
-        self.registry.get(target).verify()
+        target = self._rollback_target(endpoint)
         if dry_run:
             result.actions.append(
                 f"would roll {self.endpoint_name} back from version {endpoint.serving_version} to version {target}"  # type: ignore[union-attr]
@@ -132,11 +131,44 @@ class LocalDeployer:
             return result
         with self.registry.lock(_command("rollback")):
             endpoint, _ = self.registry.endpoint()  # re-read under the lock
-            target = _rollback_target(endpoint, self.endpoint_name)
-            self.registry.get(target).verify()
+            target = self._rollback_target(endpoint)
             changed_at = self._apply_traffic(result, target, "rollback")
         self._confirm_serving(result, target, changed_at)
         return result
+
+    def _rollback_target(self, endpoint: Endpoint | None) -> str:
+        """The version deployed before the current one, verified: a corrupt one is refused, naming
+        the newest intact earlier deployment to go to instead."""
+        name = self.endpoint_name
+        if endpoint is None or endpoint.serving_version is None:
+            raise RegistryError(f"{name} has no deployment to roll back", hint="deploy first: 'python deploy-vertex.py'")
+        current = endpoint.serving_version
+        stack = endpoint.deployed_stack()
+        if len(stack) < 2:
+            raise RegistryError(
+                f"{name} serves version {current} and has no earlier deployment to roll back to",
+                hint="deploy a specific version with 'python deploy-vertex.py --version N'",
+            )
+        target = stack[-2]
+        try:
+            self.registry.get(target).verify()
+        except RegistryError as exc:
+            earlier = [v for v in reversed(stack[:-2]) if v not in (current, target)]
+            intact = next((v for v in dict.fromkeys(earlier) if self._intact(v)), None)
+            hint = (f"the newest intact earlier deployment is version {intact}: 'python deploy-vertex.py --version {intact}'"
+                    if intact else "no earlier deployment is intact: deploy a version with 'python deploy-vertex.py --version N'")  # fmt: skip
+            raise RegistryError(
+                f"cannot roll {name} back to version {target}: {exc.message}; the endpoint was not changed "
+                f"(its traffic stays on version {current})",
+                hint=hint,
+            ) from None
+        return target
+
+    def _intact(self, version: str) -> bool:
+        try:
+            return self.registry.get(version).intact()
+        except RegistryError:  # no longer registered
+            return False
 
     # ---------------------------------------------------------------- judging
 
@@ -267,18 +299,6 @@ class LocalDeployer:
         instances = [img.astype(int).tolist() for img in images] if images is not None else [[[0] * 28] * 28]
         body = json.dumps({"instances": instances}, separators=(",", ":"))
         atomic_write_bytes(self.registry.model_root / SAMPLE_REQUEST, body.encode("utf-8") + b"\n")
-
-
-def _rollback_target(endpoint: Endpoint | None, name: str) -> str:
-    if endpoint is None or endpoint.serving_version is None:
-        raise RegistryError(f"{name} has no deployment to roll back", hint="deploy first: 'python deploy-vertex.py'")
-    stack = endpoint.deployed_stack()
-    if len(stack) < 2:
-        raise RegistryError(
-            f"{name} serves version {endpoint.serving_version} and has no earlier deployment to roll back to",
-            hint="deploy a specific version with 'python deploy-vertex.py --version N'",
-        )
-    return stack[-2]
 
 
 def _test_images(repo: Path, count: int):  # noqa: ANN202 - numpy array or None

@@ -19,35 +19,37 @@ A failure before step 2 leaves the old deployment's traffic untouched (the half-
 is removed). ``rollback`` gives all traffic back to the previous deployment (during a canary: the
 older deployed model; otherwise the previous registry version, deployed the same way).
 
+It says the truth: a registry version whose artifact folder does not match its card is never
+deployed, given traffic or rolled back onto (:mod:`.vertex_registry`); a deployment is reported
+done only once a fresh read of the endpoint shows the version deployed (the SDK's deploy returns
+when its replicas are ready) with its share of the traffic - otherwise the command fails saying
+what Vertex AI reports. Then the endpoint's request-response logging is set as ``edge.yaml``
+``monitoring`` asks (:func:`~vertex_edge.monitoring.vertex.ensure_request_logging`).
+
 The ``aiplatform`` SDK is injected (module or fake), so tests assert every call offline.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vertex_edge.artifact import CARD_FILE, MODEL_FILES, ModelCard
-from vertex_edge.deploy.candidate import Candidate, Champion, DeployResult, deploy_user, judge, was_forced
+from vertex_edge.deploy.candidate import Candidate, Champion, DeployResult, judge, was_forced
 from vertex_edge.deploy.traffic import Deployed, EndpointView, new_split, version_alias
+from vertex_edge.deploy.vertex_registry import RegistryAccess
 from vertex_edge.errors import CloudError, RegistryError, UsageError
-from vertex_edge.gcp.errors import google_call, is_not_found, translate
+from vertex_edge.gcp.errors import google_call
 from vertex_edge.gcp.labels import gcp_label
+from vertex_edge.monitoring.vertex import ensure_request_logging
 
 log = logging.getLogger(__name__)
 
-PREDICT_ROUTE = "/predict"
-HEALTH_ROUTE = "/health"
-PORT = 8080
-ARTIFACTS = (*MODEL_FILES, CARD_FILE)
-
 
 @dataclass
-class VertexDeployer:
+class VertexDeployer(RegistryAccess):
     aip: Any  # google.cloud.aiplatform, or a fake with the same surface
     upload_dir: Callable[[Path, str], None]  # copies the model folder to a gs:// URI
     project: str
@@ -64,6 +66,10 @@ class VertexDeployer:
     confirm: Callable[[str], None] = field(default=lambda question: None)
     echo: Callable[[str], None] = field(default=lambda line: None)
     image_check: Callable[[str], None] | None = None  # raises when the prediction image is missing
+    verify_model: Callable[[str], Any] | None = None  # checks a version's artifact folder (DataError if corrupt)
+    serving_env: dict[str, str] = field(default_factory=dict)  # the container's capture settings
+    endpoint_service: Callable[[], Any] | None = None  # builds the EndpointServiceClient (request-response logging)
+    request_logging_rate: float | None = None  # edge.yaml monitoring: the logging's sampling rate (0 off)
     target: str = "gcp"
 
     def configure(
@@ -87,9 +93,6 @@ class VertexDeployer:
 
     # ---------------------------------------------------------------- SDK access
 
-    def _where(self) -> dict[str, Any]:
-        return {"project": self.project, "location": self.location, "credentials": self.credentials}
-
     def _endpoint(self) -> Any:
         return google_call("cannot open the endpoint", lambda: self.aip.Endpoint(endpoint_name=self.endpoint_name, **self._where()))
 
@@ -101,22 +104,6 @@ class VertexDeployer:
             for m in models
         ]
         return EndpointView(deployed, {str(k): int(v) for k, v in traffic.items()})
-
-    def _parent(self) -> Any | None:
-        """The registry model every version of ``model_name`` belongs to (None before the first)."""
-        found = google_call("cannot list registry models",
-            lambda: self.aip.Model.list(filter=f'display_name="{self.model_name}"', order_by="create_time", **self._where()),
-        )
-        return found[0] if found else None
-
-    def _version(self, parent: Any, version: str) -> Any | None:
-        """The registry version ``version`` (an id or an alias) of ``parent``; None if absent."""
-        try:
-            return self.aip.Model(model_name=parent.resource_name, version=version, **self._where())
-        except Exception as exc:  # noqa: BLE001 - NotFound is the answer; others are errors
-            if is_not_found(exc):
-                return None
-            raise translate(exc, f"cannot read version {version} of {self.model_name}") or exc from None
 
     # ---------------------------------------------------------------- deploy
 
@@ -135,6 +122,8 @@ class VertexDeployer:
         if refusal is not None and not dry_run:
             raise refusal
         forced = was_forced(candidate, result, force=force)
+        if existing is not None:
+            self._verify(existing)
         if dry_run:
             if existing is not None:
                 result.actions.append(f"reuse registry version {existing.version_id}: it holds model {card.version}")
@@ -161,7 +150,7 @@ class VertexDeployer:
                 f"registered model {card.version} as version {model.version_id} of {model.resource_name} "
                 f"({candidate.gate_text()})"
             )
-        self._switch(result, endpoint, view, model)
+        self._finish(result, model, self._switch(result, endpoint, view, model))
         return result
 
     def _champion(self, candidate: Candidate, parent: Any, view: EndpointView) -> Champion | None:
@@ -185,13 +174,14 @@ class VertexDeployer:
         model = self._version(parent, version) if parent is not None else None
         if model is None:
             raise RegistryError(f"'{self.model_name}' has no registry version {version!r}")
+        self._verify(model)
         endpoint = self._endpoint()
         view = self._view(endpoint)
         if dry_run:
             self._plan_switch(result, view, str(model.version_id))
             return result
         self.confirm(f"Deploy version {model.version_id} of {self.model_name} to {self.endpoint_name}?")
-        self._switch(result, endpoint, view, model)
+        self._finish(result, model, self._switch(result, endpoint, view, model))
         return result
 
     def rollback(self, *, dry_run: bool) -> DeployResult:
@@ -202,8 +192,12 @@ class VertexDeployer:
         if current is None:
             raise RegistryError(f"{self.endpoint_name} has no deployment to roll back", hint="deploy first: 'python deploy-vertex.py'")
         older = [d for d in view.deployed if d.id != current.id and d.order < current.order]
+        parent = self._parent()
         if older:  # a canary: the previous deployment is still up
             previous = max(older, key=lambda d: d.order)
+            previous_model = self._version(parent, previous.version) if parent is not None else None
+            if previous_model is not None:
+                self._verify(previous_model)
             split = {previous.id: 100}
             if dry_run:
                 result.actions.append(
@@ -218,70 +212,19 @@ class VertexDeployer:
             self._undeploy_idle(result, endpoint, keep=previous.id)
             result.version = previous.version
             result.how_to_call = self.how_to_call()
+            if previous_model is not None:
+                self._finish(result, previous_model, 100)
             return result
-        parent = self._parent()
-        target = self._previous_version(parent, current.version) if parent is not None else None
-        if target is None:
-            raise RegistryError(
-                f"{self.endpoint_name} serves version {current.version} and the registry has no earlier version",
-                hint="deploy a specific version with 'python deploy-vertex.py --version N'",
-            )
+        target = self._rollback_target(parent, current.version)
         if dry_run:
             result.actions.append(f"would roll {self.endpoint_name} back from version {current.version} to version {target.version_id}")
             self._plan_switch(result, view, str(target.version_id))
             return result
         self.confirm(f"Roll {self.endpoint_name} back from version {current.version} to version {target.version_id}?")
-        self._switch(result, endpoint, view, target, verb="rolled back")
+        self._finish(result, target, self._switch(result, endpoint, view, target, verb="rolled back"))
         return result
 
     # ---------------------------------------------------------------- steps
-
-    def artifact_uri(self, card: ModelCard) -> str:
-        return f"gs://{self.bucket}/models/{self.model_name}/{card.version}"
-
-    def _upload(self, candidate: Candidate, parent: Any | None, *, forced: bool) -> Any:
-        if self.image_check is not None:
-            self.image_check(self.serving_image)
-        card = candidate.card
-        uri = self.artifact_uri(card)
-        with tempfile.TemporaryDirectory(prefix="edge-model-") as tmp:
-            folder = Path(tmp)
-            for name in ARTIFACTS:
-                if (candidate.model_dir / name).is_file():
-                    (folder / name).write_bytes((candidate.model_dir / name).read_bytes())
-            self.echo(f"uploading {candidate.model_dir} to {uri}")
-            self.upload_dir(folder, uri)
-        labels = {
-            "managed-by": "vertex-edge",
-            "git_commit": gcp_label(card.git.commit or "none"),
-            "git_dirty": "true" if card.git.dirty else "false",
-            "data_version": gcp_label(card.data_version or "unknown"),
-            "sacred_run_id": gcp_label(card.sacred_run_id or "none"),
-            "test_accuracy": gcp_label(f"{candidate.accuracy:.4f}"),
-            "quality_gate": "forced" if forced else "passed",
-            "gate_threshold": gcp_label(f"{candidate.min_accuracy:.4f}"),
-        }
-        if forced:
-            labels["forced_by"] = gcp_label(deploy_user())
-        self.echo(f"registering it in the Vertex AI Model Registry ({self.model_name})")
-        return google_call("cannot upload the model to the Vertex AI Model Registry",
-            lambda: self.aip.Model.upload(
-                display_name=self.model_name,
-                parent_model=parent.resource_name if parent is not None else None,
-                is_default_version=True,
-                version_aliases=[version_alias(card)],
-                version_description=f"model {card.version}: {candidate.gate_text()} ({candidate.policy.source})"
-                + (f"; deployed with --force by {deploy_user()}" if forced else ""),
-                artifact_uri=uri,
-                serving_container_image_uri=self.serving_image,
-                serving_container_predict_route=PREDICT_ROUTE,
-                serving_container_health_route=HEALTH_ROUTE,
-                serving_container_ports=[PORT],
-                labels=labels,
-                sync=True,
-                **self._where(),
-            ),
-        )
 
     def _deployed_of(self, view: EndpointView, model: Any) -> Deployed | None:
         base = str(model.resource_name).split("@", 1)[0]
@@ -306,9 +249,15 @@ class VertexDeployer:
             result.actions.append(f"once it is up, give it {self.traffic}% of the traffic (now {view.describe()})")
             if self.traffic == 100:
                 result.actions.append("then undeploy " + ", ".join(f"version {d.version} ({d.id})" for d in view.deployed))
+        if self.request_logging_rate is not None:
+            rate = self.request_logging_rate
+            result.actions.append("then set the endpoint's request-response logging "
+                                  + (f"on at a sampling rate of {rate:g}" if rate > 0 else "off") + " (edge.yaml monitoring)")  # fmt: skip
         result.how_to_call = self.how_to_call()
 
-    def _switch(self, result: DeployResult, endpoint: Any, view: EndpointView, model: Any, *, verb: str = "deployed") -> None:
+    def _switch(self, result: DeployResult, endpoint: Any, view: EndpointView, model: Any, *, verb: str = "deployed") -> int:
+        """Deploy ``model`` alongside (if it is not yet), give it its share, undeploy the idle;
+        returns the share of the traffic it should now have."""
         version = str(model.version_id)
         result.version = version
         before = view.describe()
@@ -317,7 +266,7 @@ class VertexDeployer:
             result.actions.append(f"{self.endpoint_name} already sends {self.traffic}% of the traffic to version {version}")
             self._undeploy_idle(result, endpoint, keep=deployed.id)
             result.how_to_call = self.how_to_call()
-            return
+            return self.traffic
         live = [d for d in view.deployed if view.share(d.id) > 0]
         if deployed is None:
             first = not live
@@ -350,7 +299,7 @@ class VertexDeployer:
             if first:
                 result.actions.append(f"{verb} version {version} to {self.endpoint_name} ({deployed.id}): 100% of the traffic")
                 result.how_to_call = self.how_to_call()
-                return
+                return 100
             result.actions.append(f"deployed version {version} alongside ({deployed.id}) with 0% traffic")
             view = after
         split = new_split(view, deployed.id, self.traffic)
@@ -368,6 +317,7 @@ class VertexDeployer:
         )
         self._undeploy_idle(result, endpoint, keep=deployed.id)
         result.how_to_call = self.how_to_call()
+        return self.traffic
 
     def _remove_failed(self, endpoint: Any, before: EndpointView, model: Any) -> None:
         """After a failed deploy: remove a half-deployed new model, if the API left one (0% traffic)."""
@@ -402,12 +352,38 @@ class VertexDeployer:
             return
         result.actions.append(f"undeployed {what} ({deployed_id})")
 
-    def _previous_version(self, parent: Any, current: str) -> Any | None:
-        registry = google_call("cannot open the model registry", lambda: self.aip.ModelRegistry(model=parent.resource_name, **self._where()))
-        versions = google_call("cannot list model versions", registry.list_versions)
-        ids = sorted(int(v.version_id) for v in versions if str(v.version_id).isdigit())
-        earlier = [i for i in ids if current.isdigit() and i < int(current)]
-        return self._version(parent, str(earlier[-1])) if earlier else None
+    def _finish(self, result: DeployResult, model: Any, share: int) -> None:
+        """Done only when Vertex AI says so: a fresh read of the endpoint must show ``model``
+        deployed with ``share`` % of the traffic; then the request-response logging edge.yaml asks for."""
+        version = str(model.version_id)
+        view = self._view(self._endpoint())
+        deployed = self._deployed_of(view, model)
+        if deployed is None or view.share(deployed.id) != share:
+            result.error = CloudError(
+                f"Vertex AI does not report version {version} deployed with {share}% of the traffic on "
+                f"{self.endpoint_name}: it reports {view.describe()}",
+                hint="see the endpoint in the Google Cloud console; run 'python deploy-vertex.py' again to converge",
+            )
+            return
+        result.actions.append(
+            f"Vertex AI reports version {version} deployed ({deployed.id}, ready) with {share}% of the traffic: {view.describe()}"
+        )
+        if self.request_logging_rate is None or self.endpoint_service is None:
+            return
+        try:
+            result.actions.append(ensure_request_logging(
+                self.endpoint_service(), self.endpoint_name, project=self.project, sampling_rate=self.request_logging_rate,
+            ))  # fmt: skip
+        except CloudError as exc:
+            result.notes.append(f"{exc.message}; the deployment itself is done")
+
+    def serving_model_uri(self) -> str | None:
+        """The artifact folder of the newest deployment taking traffic (the model whose reference
+        profile 'edge.py monitor' compares with); None when nothing serves."""
+        live = self._view(self._endpoint()).newest_live()
+        parent = self._parent() if live is not None else None
+        model = self._version(parent, live.version) if (live is not None and parent is not None) else None
+        return str(getattr(model, "uri", "") or "") or None
 
     def how_to_call(self) -> list[str]:
         url = f"https://{self.location}-aiplatform.googleapis.com/v1/{self.endpoint_name}:predict"

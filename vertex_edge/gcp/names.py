@@ -12,6 +12,9 @@ from vertex_edge.config import EdgeConfig
 from vertex_edge.errors import ConfigError
 
 LABELS = {"managed-by": "vertex-edge"}
+
+#: the MongoDB accounts on the gcp target (least privilege): root creates the other two
+ROOT, WRITER, READER = "root", "writer", "reader"
 STATE_PREFIX = ".edge"
 DVC_REMOTE_NAME = "edge-gcs"
 
@@ -44,6 +47,23 @@ VERTEX_AI_REGIONS: frozenset[str] = frozenset(
 
 
 @dataclass(frozen=True)
+class MongoAccount:
+    """One MongoDB user: its password in Secret Manager and, for those a pod needs, a Kubernetes Secret."""
+
+    role: str  # ROOT, WRITER or READER
+    user: str
+    secret_id: str
+    secret_path: str
+    state_key: str  # the state's record of its password
+    k8s_secret: str | None  # None: never in the cluster (Sacred writes from this machine)
+    purpose: str
+
+    @property
+    def title(self) -> str:
+        return {ROOT: "MongoDB password", WRITER: "MongoDB writer password", READER: "MongoDB reader password"}[self.role]
+
+
+@dataclass(frozen=True)
 class GcpNames:
     project: str
     region: str
@@ -57,7 +77,9 @@ class GcpNames:
 
     # fixed names inside the cluster (the helm/sacred chart uses the release name as prefix)
     release: str = "sacred"
-    mongodb_user: str = "sacred"
+    mongodb_user: str = "sacred"  # the root user (MongoDB was initialised with it: the name stays)
+    mongodb_writer: str = "sacred-writer"  # readWrite on the Sacred database: training, experiments
+    mongodb_reader: str = "omniboard"  # read on it (and Omniboard's own settings): Omniboard
     mongodb_db: str = "sacred"
     mongodb_port: int = 27017
     omniboard_port: int = 9000
@@ -119,10 +141,30 @@ class GcpNames:
     def secret_path(self) -> str:
         return f"{self.project_path}/secrets/{self.secret_id}"
 
+    def account(self, role: str) -> MongoAccount:
+        """The MongoDB account ``role`` (ROOT, WRITER or READER)."""
+        suffix = {ROOT: "", WRITER: "-writer", READER: "-reader"}[role]
+        secret_id = f"{self.cluster}-mongodb{suffix}-password"
+        user = {ROOT: self.mongodb_user, WRITER: self.mongodb_writer, READER: self.mongodb_reader}[role]
+        k8s = {ROOT: f"{self.release}-mongodb-auth", WRITER: None, READER: f"{self.release}-mongodb-reader"}[role]
+        purpose = {ROOT: "initialises MongoDB and creates the other users",
+                   WRITER: f"readWrite on database {self.mongodb_db}: training and 'edge.py experiments'",
+                   READER: f"read on database {self.mongodb_db}: Omniboard"}[role]  # fmt: skip
+        return MongoAccount(role, user, secret_id, f"{self.project_path}/secrets/{secret_id}",
+                            "mongodb_password" if role == ROOT else f"mongodb_{role}_password", k8s, purpose)  # fmt: skip
+
+    @property
+    def accounts(self) -> tuple[MongoAccount, ...]:
+        return tuple(self.account(role) for role in (ROOT, WRITER, READER))
+
     # --- inside the cluster -------------------------------------------------------------
     @property
     def k8s_secret(self) -> str:
         return f"{self.release}-mongodb-auth"
+
+    @property
+    def reader_k8s_secret(self) -> str:
+        return f"{self.release}-mongodb-reader"
 
     @property
     def mongodb_service(self) -> str:
@@ -132,6 +174,13 @@ class GcpNames:
     def omniboard_service(self) -> str:
         return f"{self.release}-omniboard"
 
+    @property
+    def omniboard_deployment(self) -> str:
+        return f"{self.release}-omniboard"
+
     def helm_values(self) -> dict[str, object]:
-        """The values ``helm/sacred`` is installed with: names only, never the password."""
-        return {"auth": {"existingSecret": self.k8s_secret}, "mongodb": {"database": self.mongodb_db}}
+        """The values ``helm/sacred`` is installed with: names only, never a password."""
+        return {
+            "auth": {"existingSecret": self.k8s_secret, "reader": {"existingSecret": self.reader_k8s_secret}},
+            "mongodb": {"database": self.mongodb_db},
+        }

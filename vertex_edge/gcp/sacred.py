@@ -2,23 +2,28 @@
 Omniboard, each through a ``kubectl port-forward`` on 127.0.0.1 that lives only as long as the
 command that needs it. Both Services are ClusterIP (never exposed on the internet).
 
-The MongoDB password is read from Secret Manager at run time; the URL holding it lives only in
-memory (never in ``os.environ``, argv, logs or files).
+Training and ``edge.py experiments`` connect as the Sacred writer (readWrite on the Sacred
+database only); the root user is used only by ``edge.py setup`` to create the users, Omniboard
+reads as its read-only user. The password is read from Secret Manager at run time; the URL
+holding it lives only in memory (never in ``os.environ``, argv, logs or files).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from vertex_edge.config import EdgeConfig
 from vertex_edge.errors import ExternalToolError, NotProvisionedError, TrackingError
 from vertex_edge.gcp.clients import GcpClients
 from vertex_edge.gcp.kube import Forward, KubeRunner, not_found, stderr_tail
-from vertex_edge.gcp.names import GcpNames
+from vertex_edge.gcp.names import WRITER, GcpNames
 from vertex_edge.gcp.secret import read_password
 from vertex_edge.tracking.target import MONGO_ENV, OFFLINE_ENV, truthy
+
+MONGO_TIMEOUT_MS = 10_000
 
 
 def mongo_url(user: str, password: str, port: int, *, db: str = "sacred") -> str:
@@ -26,10 +31,20 @@ def mongo_url(user: str, password: str, port: int, *, db: str = "sacred") -> str
     return f"mongodb://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{port}/{db}?authSource=admin"
 
 
+def mongo_client(url: str) -> Any:
+    """A pymongo client for ``url`` (through a port-forward: one direct connection, short timeouts)."""
+    import pymongo  # deferred: only setup's user management and tracking need it
+
+    return pymongo.MongoClient(
+        url, directConnection=True, serverSelectionTimeoutMS=MONGO_TIMEOUT_MS, connectTimeoutMS=MONGO_TIMEOUT_MS
+    )
+
+
 @contextlib.contextmanager
 def mongo_url_via_port_forward(config: EdgeConfig, clients: GcpClients) -> Iterator[str]:
-    """For training on the gcp target: yields a MongoDB URL that reaches the cluster's MongoDB
-    through a port-forward open for the duration of the ``with`` block.
+    """For training on the gcp target: yields a MongoDB URL (the Sacred writer's: readWrite on the
+    Sacred database only) that reaches the cluster's MongoDB through a port-forward open for the
+    duration of the ``with`` block.
 
     The password is read from Secret Manager at run time; the URL lives only in memory (give
     it to ``pymongo.MongoClient`` / Sacred's MongoObserver; redact it with
@@ -40,11 +55,12 @@ def mongo_url_via_port_forward(config: EdgeConfig, clients: GcpClients) -> Itera
             "the gcp target has no MongoDB in GKE (tracking is off or tracking.mongodb_url points elsewhere)",
             hint="set tracking.enabled: true, remove tracking.mongodb_url, run 'python edge.py setup --target gcp'",
         )
-    password = read_password(clients, names)
+    writer = names.account(WRITER)
+    password = read_password(clients, names, WRITER)
     with clients.kube(names.cluster_path) as kube:
         _require_service(kube, names.namespace, names.mongodb_service)
         with kube.port_forward(names.namespace, names.mongodb_service, names.mongodb_port) as forward:
-            yield mongo_url(names.mongodb_user, password, forward.port, db=names.mongodb_db)
+            yield mongo_url(writer.user, password, forward.port, db=names.mongodb_db)
 
 
 @contextlib.contextmanager

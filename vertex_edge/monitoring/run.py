@@ -1,7 +1,7 @@
 """``edge.py monitor`` as a library call: where things are, which reference, one report.
 
-:class:`MonitoringPaths` says where records, feedback and reports live for a target (local:
-under the storage root; gcp: in the bucket). :func:`run_monitor` reads the window, joins the
+:class:`~vertex_edge.monitoring.settings.MonitoringPaths` says where records, feedback and
+reports live for a target (local: under the storage root; gcp: in the bucket). :func:`run_monitor` reads the window, joins the
 feedback, compares with the served model's reference profile and writes the report; the CLI
 maps its verdict to the exit code (0 healthy or not enough data, 1 drift).
 """
@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from vertex_edge.artifact import CARD_FILE, ModelCard, parse_card
-from vertex_edge.config import EdgeConfig
 from vertex_edge.errors import DataError, UsageError
 from vertex_edge.gcp.files import Files, is_gcs, join
 from vertex_edge.monitoring.drift import Verdict, compare
@@ -23,25 +22,11 @@ from vertex_edge.monitoring.feedback import join_labels, read_feedback
 from vertex_edge.monitoring.profile import PROFILE_FILE, ReferenceProfile
 from vertex_edge.monitoring.records import Window, read_window
 from vertex_edge.monitoring.report import write_report
+from vertex_edge.monitoring.settings import MonitoringPaths
 from vertex_edge.monitoring.thresholds import MonitorParams
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-@dataclass(frozen=True)
-class MonitoringPaths:
-    records: str  # folder or gs:// prefix of the captured records
-    feedback: str  # the same for feedback labels
-    reports: Path  # where reports are written (one folder per run)
-
-    @classmethod
-    def for_config(cls, config: EdgeConfig, repo: Path) -> MonitoringPaths:
-        local = config.storage_root(repo) / "monitoring" / config.model.name
-        if config.target == "gcp" and config.gcp is not None:
-            base = f"gs://{config.gcp.bucket_name}/monitoring/{config.model.name}"
-            return cls(f"{base}/records", f"{base}/feedback", local / "reports")
-        return cls(str(local / "records"), str(local / "feedback"), local / "reports")
 
 
 def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:

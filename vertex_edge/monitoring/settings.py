@@ -1,14 +1,28 @@
 """Monitoring settings that live in ``edge.yaml`` (the ``monitoring`` section) and what follows
-from them: the capture environment of a deployed server, and the web app's privacy line.
+from them: where records, feedback and reports live per target (:class:`MonitoringPaths`), the
+capture environment of a deployed server, and the web app's privacy line.
 
-:class:`MonitoringConfig` is meant to be a field of :class:`vertex_edge.config.EdgeConfig`
-(``monitoring: MonitoringConfig = MonitoringConfig()``); it imports pydantic only, so the config
-module stays light.
+:class:`MonitoringConfig` is the ``monitoring`` field of :class:`vertex_edge.config.EdgeConfig`;
+this module imports pydantic only, so the config module stays light.
+
+Where things go, per target (``edge.py serve``/the Vertex deployment write records there, the web
+app writes feedback there, ``edge.py monitor`` reads both):
+
+* local: ``<storage root>/monitoring/<model>/records`` and ``.../feedback``;
+* gcp: ``gs://<bucket>/monitoring/<model>/records`` and ``.../feedback``;
+* reports: ``<storage root>/monitoring/<model>/reports/<time>`` on both.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # the config module imports this one
+    from vertex_edge.config import EdgeConfig
 
 GCS_FLUSH_S = 10.0
 
@@ -39,6 +53,21 @@ class MonitoringConfig(BaseModel):
         if records_uri.startswith("gs://"):
             env["EDGE_CAPTURE_FLUSH_S"] = f"{GCS_FLUSH_S:g}"  # one object per flush: fewer, larger objects
         return env
+
+
+@dataclass(frozen=True)
+class MonitoringPaths:
+    records: str  # folder or gs:// prefix of the captured records
+    feedback: str  # the same for feedback labels
+    reports: Path  # where reports are written (one folder per run)
+
+    @classmethod
+    def for_config(cls, config: EdgeConfig, repo: Path) -> MonitoringPaths:
+        local = config.storage_root(repo) / "monitoring" / config.model.name
+        if config.target == "gcp" and config.gcp is not None:
+            base = f"gs://{config.gcp.bucket_name}/monitoring/{config.model.name}"
+            return cls(f"{base}/records", f"{base}/feedback", local / "reports")
+        return cls(str(local / "records"), str(local / "feedback"), local / "reports")
 
 
 def privacy_line(*, model_input_logged: bool = False) -> str:

@@ -195,17 +195,46 @@ def create(definition: VertexMonitorDefinition, *, monitoring_client: Any, sched
     return str(monitor.name), str(schedule.name)
 
 
-def request_logging_update(endpoint_name: str, *, project: str, sampling_rate: float) -> tuple[Any, Any]:
+def request_logging_update(
+    endpoint_name: str, *, project: str, sampling_rate: float, destination: str | None = None
+) -> tuple[Any, Any]:
     """``(endpoint, update_mask)`` for ``EndpointServiceClient.update_endpoint`` that turns the
     endpoint's request-response logging on at ``sampling_rate`` (off at 0), into BigQuery: given only
-    the project, Vertex AI creates the dataset ``logging_<endpoint>_<id>`` and its table."""
+    the project, Vertex AI creates the dataset ``logging_<endpoint>_<id>`` and its table; an
+    existing ``destination`` (``bq://...``) is kept."""
     from google.cloud import aiplatform_v1 as v1  # deferred: see the module docstring
     from google.protobuf import field_mask_pb2
 
     config = v1.PredictRequestResponseLoggingConfig(
         enabled=sampling_rate > 0,
         sampling_rate=sampling_rate,
-        bigquery_destination=v1.BigQueryDestination(output_uri=f"bq://{project}"),
+        bigquery_destination=v1.BigQueryDestination(output_uri=destination or f"bq://{project}"),
     )
     endpoint = v1.Endpoint(name=endpoint_name, predict_request_response_logging_config=config)
     return endpoint, field_mask_pb2.FieldMask(paths=["predict_request_response_logging_config"])
+
+
+def ensure_request_logging(endpoint_service: Any, endpoint_name: str, *, project: str, sampling_rate: float) -> str:
+    """Set the endpoint's request-response logging to ``sampling_rate`` (0: off) unless it is so
+    already; says what it found or did (``edge.yaml`` ``monitoring.request_response_logging``)."""
+    current = google_call(
+        "cannot read the endpoint's request-response logging",
+        lambda: endpoint_service.get_endpoint(name=endpoint_name),
+    )
+    config = getattr(current, "predict_request_response_logging_config", None)
+    enabled = bool(getattr(config, "enabled", False))
+    rate = float(getattr(config, "sampling_rate", 0.0) or 0.0)
+    destination = str(getattr(getattr(config, "bigquery_destination", None), "output_uri", "") or "") or None
+    wanted = sampling_rate > 0
+    shown = f"on at a sampling rate of {sampling_rate:g}" if wanted else "off"
+    if enabled == wanted and (not wanted or abs(rate - sampling_rate) < 1e-9):
+        return f"request-response logging is {shown} already" + (f" ({destination})" if wanted and destination else "")
+    endpoint, mask = request_logging_update(
+        endpoint_name, project=project, sampling_rate=sampling_rate, destination=destination
+    )
+    google_call(
+        "cannot set the endpoint's request-response logging",
+        lambda: endpoint_service.update_endpoint(endpoint=endpoint, update_mask=mask),
+    )
+    where = destination or f"bq://{project} (a logging_* dataset Vertex AI creates)"
+    return f"request-response logging turned {shown}" + (f", into {where}" if wanted else "")

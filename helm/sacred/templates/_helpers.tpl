@@ -22,6 +22,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- required "auth.existingSecret is required: the name of a Secret holding the MongoDB user and password (python edge.py setup --target gcp creates it from Secret Manager)" .Values.auth.existingSecret -}}
 {{- end -}}
 
+{{/* Omniboard's read-only MongoDB user: another existing Secret (never the root user's). */}}
+{{- define "sacred.readerSecretName" -}}
+{{- required "auth.reader.existingSecret is required: the name of a Secret holding Omniboard's read-only MongoDB user (python edge.py setup --target gcp creates the user and the Secret)" .Values.auth.reader.existingSecret -}}
+{{- end -}}
+
 {{- define "sacred.podSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: {{ .uid }}

@@ -41,15 +41,25 @@ def test_fresh_project_creates_everything_in_order_with_exact_arguments(
         "dvc.set_remote",
         "artifact_registry.create_repository",
         "container.create_cluster",
-        "secret_manager.create_secret",
+        "secret_manager.create_secret",  # root
+        "secret_manager.add_secret_version",
+        "secret_manager.create_secret",  # the Sacred writer
+        "secret_manager.add_secret_version",
+        "secret_manager.create_secret",  # Omniboard's reader
         "secret_manager.add_secret_version",
         "kubectl.apply",
         "helm.upgrade",
+        "mongo.createRole",  # as root, through a port-forward
+        "mongo.createUser",
+        "mongo.createUser",
+        "kubectl.rollout",  # Omniboard restarted with its user
         "endpoints.create_endpoint",
         "storage.upload",  # the state
         "storage.delete_blob",  # the lock, released
     ]
-    by_name = {f"{c}.{m}": kw for c, m, kw in calls}
+    by_name: dict[str, Any] = {}
+    for c, m, kw in calls:
+        by_name.setdefault(f"{c}.{m}", kw)  # the first of each (root's secret before the others)
     assert by_name["service_usage.batch_enable_services"] == {
         "request": {"parent": f"projects/{PROJECT}", "service_ids": sorted(REQUIRED_APIS)}
     }
@@ -108,22 +118,36 @@ def test_fresh_project_creates_everything_in_order_with_exact_arguments(
             },
         }
     }  # fmt: skip
-    assert calls[11][2]["name"] == ".edge/state.yaml" and calls[11][2]["if_generation_match"] == 0
-    assert calls[12][2]["name"] == ".edge/state.lock" and calls[12][2]["if_generation_match"] > 0
+    assert calls[-2][2]["name"] == ".edge/state.yaml" and calls[-2][2]["if_generation_match"] == 0
+    assert calls[-1][2]["name"] == ".edge/state.lock" and calls[-1][2]["if_generation_match"] > 0
+    secret_ids = [kw["request"]["secret_id"] for c, m, kw in calls if m == "create_secret"]
+    assert secret_ids == [f"edge-cluster-mongodb{s}-password" for s in ("", "-writer", "-reader")]
+    stored = [kw["request"]["payload"]["data"] for c, m, kw in calls if m == "add_secret_version"]
+    assert len(set(stored)) == 3  # three passwords, one per user
+    users = [(kw["value"], kw["roles"], kw["as"]) for c, m, kw in calls if m == "createUser"]
+    assert users == [("sacred-writer", [{"role": "readWrite", "db": "sacred"}], "sacred"),
+                     ("omniboard", [{"role": "omniboardReader", "db": "admin"}], "sacred")]  # fmt: skip
+    assert cloud.mongo.users["sacred-writer"]["pwd"] == stored[1].decode()
+    assert cloud.mongo.users["omniboard"]["pwd"] == stored[2].decode()
+    assert kube.rollouts == [["restart", "deployment/sacred-omniboard"], ["status", "deployment/sacred-omniboard"]]
 
     # what the cluster got through stdin: the namespace and the Secret copied from Secret Manager
     import base64
     import json
 
     applied = json.loads(kube.stdin[[a[:2] for a in kube.argv].index(["kubectl", "apply"])])
-    secret = applied["items"][1]
+    secret, reader = applied["items"][1:]
     assert secret["metadata"] == {
         "name": "sacred-mongodb-auth", "namespace": "sacred",
         "labels": {"app.kubernetes.io/managed-by": "vertex-edge", "app.kubernetes.io/part-of": "sacred"},
     }  # fmt: skip
     assert base64.b64decode(secret["data"]["mongodb-password"]).decode() == PASSWORD
+    assert reader["metadata"]["name"] == "sacred-mongodb-reader"
+    assert base64.b64decode(reader["data"]["mongodb-username"]).decode() == "omniboard"
+    assert base64.b64decode(reader["data"]["mongodb-password"]) == stored[2]  # the writer's stays out of the cluster
     helm_values = json.loads(kube.stdin[[a[:2] for a in kube.argv].index(["helm", "upgrade"])])
-    assert helm_values == {"auth": {"existingSecret": "sacred-mongodb-auth"}, "mongodb": {"database": "sacred"}}
+    assert helm_values == {"auth": {"existingSecret": "sacred-mongodb-auth", "reader": {"existingSecret": "sacred-mongodb-reader"}},
+                           "mongodb": {"database": "sacred"}}  # fmt: skip
 
     # the state records what exists, with the service names
     import yaml
@@ -132,7 +156,8 @@ def test_fresh_project_creates_everything_in_order_with_exact_arguments(
     assert state["target"] == "gcp"
     assert list(state["resources"]) == [
         "apis", "bucket", "dvc_remote", "artifact_registry", "cluster", "mongodb_password",
-        "mongodb_k8s_secret", "sacred", "endpoint",
+        "mongodb_writer_password", "mongodb_reader_password", "mongodb_k8s_secret", "sacred", "mongodb_users",
+        "endpoint",
     ]  # fmt: skip
     assert state["resources"]["sacred"]["details"]["omniboard_service"] == "sacred-omniboard"
     assert state["resources"]["sacred"]["details"]["mongodb_service"] == "sacred-mongodb"
@@ -186,10 +211,13 @@ def test_partial_failure_then_rerun_resumes_without_recreating(
     assert [f"{c}.{m}" for c, m, _ in mutations(cloud)] == [
         "storage.upload",
         "container.create_cluster",
-        "secret_manager.create_secret",
-        "secret_manager.add_secret_version",
+        *["secret_manager.create_secret", "secret_manager.add_secret_version"] * 3,
         "kubectl.apply",
         "helm.upgrade",
+        "mongo.createRole",
+        "mongo.createUser",
+        "mongo.createUser",
+        "kubectl.rollout",
         "endpoints.create_endpoint",
         "storage.upload",
         "storage.delete_blob",
@@ -229,8 +257,9 @@ def test_dry_run_makes_no_mutating_call(
     assert all(a[1] not in ("apply", "upgrade", "delete", "patch") for a in kube.argv)
     for title in (
         "Google Cloud APIs", "GCS bucket", "DVC default remote", "Artifact Registry repository",
-        "GKE Autopilot cluster", "MongoDB password", "Kubernetes Secret (MongoDB)",
-        "Sacred on GKE (helm)", "Vertex AI endpoint", "state file",
+        "GKE Autopilot cluster", "MongoDB password", "MongoDB writer password", "MongoDB reader password",
+        "Kubernetes Secrets (MongoDB)", "Sacred on GKE (helm)", "MongoDB users (least privilege)",
+        "Vertex AI endpoint", "state file",
     ):  # fmt: skip
         line = next(line for line in out.splitlines() if title in line and "create" in line)
         assert "will create" in line, line
@@ -250,7 +279,7 @@ def test_dry_run_on_a_provisioned_project_reports_every_resource_as_present(
     assert cloud.mutations() == []
     plan = out.split("Plan for target")[1]
     assert "will create" not in plan and "will update" not in plan and "not checked" not in plan
-    assert plan.count("exists, keep") == 11  # edge.yaml + 10 steps
+    assert plan.count("exists, keep") == 14  # edge.yaml + 13 steps
 
 
 def test_unreachable_google_marks_everything_not_checked_and_says_why_once(
@@ -273,7 +302,7 @@ def test_unreachable_google_marks_everything_not_checked_and_says_why_once(
     assert [c for c in cloud.calls if c.client != "dvc"] == []  # no Google call was even tried
     assert out.count("oauth2.googleapis.com") == 1
     plan = out.split("Plan for target")[1]
-    assert plan.count("not checked") == 9 + 1  # every cloud step, then the line that points at the reason
+    assert plan.count("not checked") == 12 + 1  # every cloud step, then the line that points at the reason
     assert "will create" in plan  # the DVC remote is local: still checked
 
 

@@ -74,7 +74,8 @@ def test_teardown_deletes_in_reverse_order_and_keeps_the_data(
     assert fake_dvc.config["project"]["core.remote"] == "edge-gcs"
 
     state = yaml.safe_load(cloud.buckets[BUCKET].objects[".edge/state.yaml"][0])
-    assert sorted(state["resources"]) == ["apis", "bucket", "dvc_remote", "kept_gce-disk_pvc-0001", "mongodb_password"]
+    assert sorted(state["resources"]) == ["apis", "bucket", "dvc_remote", "kept_gce-disk_pvc-0001", "mongodb_password",
+                                          "mongodb_reader_password", "mongodb_writer_password"]  # fmt: skip
     assert state["resources"]["kept_gce-disk_pvc-0001"]["location"].endswith("/zones/us-central1-a/disks/pvc-0001")
     assert "Kept, and still billed" in out
     assert "bucket gs://demo-project-1-edge" in out and "Secret Manager" in out
@@ -117,6 +118,8 @@ def test_teardown_dry_run_changes_nothing(
         "keep          MongoDB volume (Sacred runs)",
         "will delete   GKE cluster",
         "keep          MongoDB password",
+        "keep          MongoDB writer password",
+        "keep          MongoDB reader password",
         "will delete   Artifact Registry repository",
         "keep          GCS bucket",
     ):
@@ -131,7 +134,7 @@ def test_teardown_of_nothing_says_so(
 
     assert cloud.mutations() == []
     assert "nothing to delete" in out
-    assert out.count("absent") == 8
+    assert out.count("absent") == 10
 
 
 def test_teardown_is_resumable_after_a_failure(
@@ -173,7 +176,7 @@ def test_teardown_without_credentials_is_not_checked_and_changes_nothing(
 
     out = run_teardown(env, tmp_path, monkeypatch, dry_run=True)
     assert out.count("no Application Default Credentials") == 1
-    assert out.count("not checked") == 7 + 1  # 7 cloud items + the reason line (the DVC remote is local)
+    assert out.count("not checked") == 9 + 1  # 9 cloud items + the reason line (the DVC remote is local)
     for line in (  # each named in full, though nothing could be checked
         f"not checked   Vertex AI endpoint  fashion-mnist-endpoint in {LOC}",
         "not checked   MongoDB volume (Sacred runs)  the volume(s) in namespace sacred of cluster edge-cluster",

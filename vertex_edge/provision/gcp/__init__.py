@@ -2,8 +2,10 @@
 
 Setup order: APIs (:mod:`.apis`) -> bucket (:mod:`.bucket`) -> DVC remote (:mod:`.dvc_remote`)
 -> Artifact Registry (:mod:`.artifact_registry`) -> GKE Autopilot cluster (:mod:`.cluster`) ->
-MongoDB password in Secret Manager and its Kubernetes Secret (:mod:`.mongodb`) -> helm/sacred
-(:mod:`.sacred_release`) -> Vertex AI endpoint (:mod:`.endpoint`) -> state (:mod:`.state`).
+MongoDB passwords (root, Sacred writer, Omniboard reader) in Secret Manager and the Kubernetes
+Secrets of root and the reader (:mod:`.mongodb`) -> helm/sacred (:mod:`.sacred_release`) ->
+MongoDB's least-privilege users, made by root (:mod:`.mongodb_users`) -> Vertex AI endpoint
+(:mod:`.endpoint`) -> state (:mod:`.state`).
 Teardown runs the other way (:mod:`.teardown`). Shared pieces: :mod:`.env` (names, clients,
 the gate, guarded checks), :mod:`.resource` (the step and teardown-item bases),
 :mod:`.preflight` (pre-checks).
@@ -15,6 +17,7 @@ checked", and every line still names its resource in full.
 
 from __future__ import annotations
 
+from vertex_edge.gcp.names import READER, ROOT, WRITER
 from vertex_edge.provision.engine import Step
 from vertex_edge.provision.gcp.apis import ApisStep
 from vertex_edge.provision.gcp.artifact_registry import ArtifactRepositoryStep, RepositoryItem
@@ -30,6 +33,7 @@ from vertex_edge.provision.gcp.mongodb import (
     MongoVolumeItem,
     PasswordItem,
 )
+from vertex_edge.provision.gcp.mongodb_users import MongoUsersStep
 from vertex_edge.provision.gcp.resource import TeardownItem
 from vertex_edge.provision.gcp.sacred_release import SacredReleaseStep
 from vertex_edge.provision.gcp.state import StateStep
@@ -42,7 +46,8 @@ def gcp_steps(env: GcpEnv) -> list[Step]:
     """The gcp target's steps in order; the cluster and Sacred only when tracking goes to them."""
     steps: list[Step] = [ApisStep(env), BucketStep(env), DvcRemoteStep(env), ArtifactRepositoryStep(env)]
     if env.names.sacred:
-        steps += [ClusterStep(env), MongoPasswordStep(env), KubeSecretStep(env), SacredReleaseStep(env)]
+        steps += [ClusterStep(env), *(MongoPasswordStep(env, role) for role in (ROOT, WRITER, READER)),
+                  KubeSecretStep(env), SacredReleaseStep(env), MongoUsersStep(env)]  # fmt: skip
     steps.append(EndpointStep(env))
     steps.append(StateStep(env, list(steps)))
     return steps
@@ -50,9 +55,11 @@ def gcp_steps(env: GcpEnv) -> list[Step]:
 
 def teardown_items(env: GcpEnv, *, delete_data: bool) -> list[TeardownItem]:
     """In reverse order of setup: endpoint (its deployed models first) -> MongoDB volume (and the
-    disks kept earlier) -> cluster -> password -> repository -> DVC remote -> bucket."""
-    kinds: list[type[TeardownItem]] = [EndpointItem]
+    disks kept earlier; the users live in it) -> cluster -> passwords -> repository -> DVC remote
+    -> bucket."""
+    items: list[TeardownItem] = [EndpointItem(env, delete_data=delete_data)]
     if env.names.sacred:
-        kinds += [MongoVolumeItem, KeptDisksItem, ClusterItem, PasswordItem]
-    kinds += [RepositoryItem, DvcRemoteItem, BucketItem]
-    return [kind(env, delete_data=delete_data) for kind in kinds]
+        items += [kind(env, delete_data=delete_data) for kind in (MongoVolumeItem, KeptDisksItem, ClusterItem)]
+        items += [PasswordItem(env, delete_data=delete_data, role=role) for role in (ROOT, WRITER, READER)]
+    items += [kind(env, delete_data=delete_data) for kind in (RepositoryItem, DvcRemoteItem, BucketItem)]
+    return items

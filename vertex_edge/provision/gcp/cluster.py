@@ -126,7 +126,7 @@ class ClusterStep(GcpStep):
 class ClusterItem(TeardownItem):
     key = "cluster"
     title = "GKE cluster"
-    removes = ("cluster", "mongodb_k8s_secret", "sacred")
+    removes = ("cluster", "mongodb_k8s_secret", "sacred", "mongodb_users")
 
     def describe(self) -> str:
         return f"{self.names.cluster} with MongoDB and Omniboard"

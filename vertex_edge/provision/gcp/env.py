@@ -24,6 +24,7 @@ from vertex_edge.gcp.clients import GcpClients
 from vertex_edge.gcp.errors import CloudProblem, classify
 from vertex_edge.gcp.kube import KubeRunner
 from vertex_edge.gcp.names import GcpNames
+from vertex_edge.gcp.sacred import mongo_client
 from vertex_edge.gcp.secret import generate_password
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class GcpEnv:
     clock: Callable[[], float] = time.monotonic
     notify: Callable[[str], None] = lambda message: None  # progress text for the spinner
     password_factory: Callable[[], str] = generate_password
+    mongo: Callable[[str], Any] = mongo_client  # a MongoDB URL -> a pymongo-like client (injectable)
     call_timeout: float = CALL_TIMEOUT
     operation_timeout: float = OPERATION_TIMEOUT
     cluster_timeout: float = CLUSTER_TIMEOUT
@@ -75,7 +77,8 @@ class GcpEnv:
     pending_apis: set[str] = field(default_factory=set)
     bucket_ready: bool = False
     cluster_ready: bool = False
-    password_ready: bool = False
+    passwords_ready: set[str] = field(default_factory=set)  # the accounts whose password Secret Manager holds
+    sacred_ready: bool = False  # helm/sacred (MongoDB) is deployed
     _kube: KubeRunner | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 

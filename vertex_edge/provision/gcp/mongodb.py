@@ -1,12 +1,15 @@
-"""MongoDB's password and data on the gcp target.
+"""MongoDB's passwords and data on the gcp target.
 
-* The password, in Secret Manager (the one source of truth for it): generated once. If the
-  secret is gone but the cluster's Kubernetes Secret still holds the password MongoDB was
-  initialised with, that password is put back instead of a new one, so MongoDB keeps
-  accepting it. Teardown deletes the secret only with ``--delete-data``.
-* The Kubernetes Secret MongoDB and Omniboard read, copied from Secret Manager through
-  ``kubectl apply -f -`` (stdin): the password is never on a command line. It goes with the
-  cluster.
+* Three passwords, each in its own Secret Manager secret (the one source of truth for it),
+  generated once: the root user's (it initialises MongoDB and creates the others), the Sacred
+  writer's and Omniboard's read-only user's (:mod:`.mongodb_users` creates those two users). If
+  the root secret is gone but the cluster's Kubernetes Secret still holds the password MongoDB
+  was initialised with, that password is put back instead of a new one, so MongoDB keeps
+  accepting it (a lost writer or reader password is simply new: root resets the user).
+  Teardown deletes the secrets only with ``--delete-data``.
+* The Kubernetes Secrets the pods read, copied from Secret Manager through ``kubectl apply -f -``
+  (stdin): the root user's (MongoDB) and the reader's (Omniboard); a password is never on a
+  command line. The writer's never enters the cluster. They go with the cluster.
 * The volume (created by the ``helm/sacred`` release, :mod:`.sacred_release`): teardown deletes
   it with its namespace (``--delete-data``) or sets it to *Retain* so the disk outlives the
   cluster, and lists the disks kept earlier with what they cost.
@@ -19,6 +22,7 @@ import json
 
 from vertex_edge.errors import CloudError, ExternalToolError
 from vertex_edge.gcp.kube import KubeRunner, not_found, stderr_tail
+from vertex_edge.gcp.names import READER, ROOT, MongoAccount
 from vertex_edge.gcp.object_store import state_store
 from vertex_edge.gcp.secret import read_password, secret_request, version_request
 from vertex_edge.provision.engine import Action, Check
@@ -32,22 +36,22 @@ USERNAME_KEY = "mongodb-username"
 PASSWORD_KEY = "mongodb-password"  # noqa: S105 - a key name, not a password
 
 
-def secret_exists(env: GcpEnv) -> bool:
-    """Whether the Secret Manager secret for the password exists."""
+def secret_exists(env: GcpEnv, role: str = ROOT) -> bool:
+    """Whether the Secret Manager secret for the account's password exists."""
     from google.api_core import exceptions as gexc  # deferred: a heavy import (see vertex_edge.gcp.errors)
 
     try:
-        env.gcp.secret_manager.get_secret(request={"name": env.names.secret_path}, timeout=env.call_timeout)
+        env.gcp.secret_manager.get_secret(request={"name": env.names.account(role).secret_path}, timeout=env.call_timeout)
     except gexc.NotFound:
         return False
     return True
 
 
-def read_cluster_secret(env: GcpEnv) -> tuple[bool, str]:
-    """(whether the cluster's Kubernetes Secret exists, the password in it; "" when unreadable)."""
+def read_cluster_secret(env: GcpEnv, name: str | None = None) -> tuple[bool, str]:
+    """(whether the Kubernetes Secret ``name`` (default: root's) exists, the password in it; "" when unreadable)."""
     names = env.names
     result = env.kube().kubectl(
-        ["get", "secret", names.k8s_secret, "--namespace", names.namespace, "-o", "json"], check=False
+        ["get", "secret", name or names.k8s_secret, "--namespace", names.namespace, "-o", "json"], check=False
     )
     if not_found(result):
         return False, ""
@@ -61,7 +65,7 @@ def read_cluster_secret(env: GcpEnv) -> tuple[bool, str]:
 
 
 def cluster_password(env: GcpEnv) -> str | None:
-    """The password the cluster's Secret holds now (None without a running cluster or Secret)."""
+    """The root password the cluster's Secret holds now (None without a running cluster or Secret)."""
     if not env.cluster_ready:
         return None
     exists, password = read_cluster_secret(env)
@@ -69,31 +73,39 @@ def cluster_password(env: GcpEnv) -> str | None:
 
 
 class MongoPasswordStep(GcpStep):
-    key = "mongodb_password"
-    title = "MongoDB password"
+    """One account's password in Secret Manager (``role``: ROOT, WRITER or READER)."""
+
     api = "secretmanager.googleapis.com"
+
+    def __init__(self, env: GcpEnv, role: str = ROOT) -> None:
+        super().__init__(env)
+        self.role = role
+        self.account: MongoAccount = env.names.account(role)
+        self.key = self.account.state_key
+        self.title = self.account.title
 
     def expected(self) -> Resource:
         return Resource(
             kind="secret-manager-secret",
-            name=self.names.secret_id,
-            location=self.names.secret_path,
-            details={"holds": f"MongoDB password of user {self.names.mongodb_user}", "replication": self.names.region},
+            name=self.account.secret_id,
+            location=self.account.secret_path,
+            details={"holds": f"MongoDB password of user {self.account.user} ({self.account.purpose})",
+                     "replication": self.names.region},  # fmt: skip
         )
 
     def describe(self) -> str:
-        return f"generated, in Secret Manager secret {self.names.secret_path} (replicated in {self.names.region})"
+        return f"generated, in Secret Manager secret {self.account.secret_path} (replicated in {self.names.region})"
 
     def _check(self) -> Check:
-        if not secret_exists(self.env):
+        if not secret_exists(self.env, self.role):
             return Check(Action.CREATE, self.describe())
         versions = self.env.gcp.secret_manager.list_secret_versions(
-            request={"parent": self.names.secret_path, "filter": "state:ENABLED"}, timeout=self.env.call_timeout
+            request={"parent": self.account.secret_path, "filter": "state:ENABLED"}, timeout=self.env.call_timeout
         )
         if not any(True for _ in versions):
-            return Check(Action.UPDATE, f"{self.names.secret_id} has no enabled version: a new password is generated")
-        self.env.password_ready = True
-        return Check(Action.KEEP, self.names.secret_id, self.expected())
+            return Check(Action.UPDATE, f"{self.account.secret_id} has no enabled version: a new password is generated")
+        self.env.passwords_ready.add(self.role)
+        return Check(Action.KEEP, self.account.secret_id, self.expected())
 
     def _apply(self, check: Check) -> Resource:
         from google.api_core import exceptions as gexc  # deferred: a heavy import (see vertex_edge.gcp.errors)
@@ -101,82 +113,102 @@ class MongoPasswordStep(GcpStep):
         sm, timeout = self.env.gcp.secret_manager, self.env.call_timeout
         if check.action is Action.CREATE:
             try:
-                sm.create_secret(request=secret_request(self.names), timeout=timeout)
+                sm.create_secret(request=secret_request(self.names, self.role), timeout=timeout)
             except gexc.AlreadyExists:
                 pass
-        password = cluster_password(self.env) or self.env.password_factory()
-        sm.add_secret_version(request=version_request(self.names, password), timeout=timeout)
-        self.env.password_ready = True
+        # root: MongoDB keeps the password it was initialised with; the others are reset by root
+        password = (cluster_password(self.env) if self.role == ROOT else None) or self.env.password_factory()
+        sm.add_secret_version(request=version_request(self.names, password, self.role), timeout=timeout)
+        self.env.passwords_ready.add(self.role)
         return self.expected()
 
 
-def secret_manifests(env: GcpEnv, password: str) -> bytes:
-    """The namespace and the Kubernetes Secret, as one ``kubectl apply -f -`` list."""
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
-    def b64(text: str) -> str:
-        return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
+def secret_manifests(env: GcpEnv, passwords: dict[str, str]) -> bytes:
+    """The namespace and the Kubernetes Secrets (root's, the reader's), as one ``kubectl apply -f -`` list."""
     names = env.names
     labels = {"app.kubernetes.io/managed-by": "vertex-edge", "app.kubernetes.io/part-of": "sacred"}
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names.namespace}}
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {"name": names.k8s_secret, "namespace": names.namespace, "labels": labels},
-        "data": {USERNAME_KEY: b64(names.mongodb_user), PASSWORD_KEY: b64(password)},
-    }
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [namespace, secret]}).encode("utf-8")
+    items: list[dict[str, object]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names.namespace}}]
+    for account in cluster_accounts(env):
+        items.append({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": account.k8s_secret, "namespace": names.namespace, "labels": labels},
+            "data": {USERNAME_KEY: _b64(account.user), PASSWORD_KEY: _b64(passwords[account.role])},
+        })  # fmt: skip
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items}).encode("utf-8")
+
+
+def cluster_accounts(env: GcpEnv) -> list[MongoAccount]:
+    """The accounts a pod reads from a Kubernetes Secret: root (MongoDB) and the reader (Omniboard)."""
+    return [env.names.account(role) for role in (ROOT, READER)]
 
 
 class KubeSecretStep(GcpStep):
     key = "mongodb_k8s_secret"
-    title = "Kubernetes Secret (MongoDB)"
+    title = "Kubernetes Secrets (MongoDB)"
 
     def expected(self) -> Resource:
+        accounts = cluster_accounts(self.env)
         return Resource(
             kind="k8s-secret",
-            name=self.names.k8s_secret,
+            name=", ".join(str(a.k8s_secret) for a in accounts),
             location=f"{self.names.cluster}/{self.names.namespace}",
-            details={"copied_from": self.names.secret_path},
+            details={"copied_from": self.names.secret_path,
+                     "secrets": {str(a.k8s_secret): a.secret_path for a in accounts}},  # fmt: skip
         )
 
     def describe(self) -> str:
-        return f"{self.names.namespace}/{self.names.k8s_secret} in cluster {self.names.cluster}"
+        shown = ", ".join(f"{self.names.namespace}/{a.k8s_secret}" for a in cluster_accounts(self.env))
+        return f"{shown} in cluster {self.names.cluster}"
 
     def pending(self) -> str | None:
         return None if self.env.cluster_ready else "once the cluster runs"
 
     def _check(self) -> Check:
-        exists, current = read_cluster_secret(self.env)
-        where = f"{self.names.namespace}/{self.names.k8s_secret}"
-        if not exists:
+        missing, stale = [], []
+        for account in cluster_accounts(self.env):
+            exists, current = read_cluster_secret(self.env, account.k8s_secret)
+            where = f"{self.names.namespace}/{account.k8s_secret}"
+            if not exists:
+                missing.append(where)
+            elif account.role not in self.env.passwords_ready:
+                stale.append(f"{where}: compared once Secret Manager holds the password")
+            elif current != read_password(self.env.gcp, self.names, account.role):
+                stale.append(f"{where}: differs from Secret Manager")
+        if len(missing) == len(cluster_accounts(self.env)):
             return Check(Action.CREATE, self.describe())
-        if not self.env.password_ready:
-            return Check(Action.UPDATE, f"{where}: compared once Secret Manager holds the password")
-        if current != read_password(self.env.gcp, self.names):
-            return Check(Action.UPDATE, f"{where}: differs from Secret Manager")
-        return Check(Action.KEEP, where, self.expected())
+        if missing or stale:
+            return Check(Action.UPDATE, "; ".join([*(f"{m}: missing" for m in missing), *stale]))
+        return Check(Action.KEEP, self.describe(), self.expected())
 
     def _apply(self, check: Check) -> Resource:
-        password = read_password(self.env.gcp, self.names)
-        self.env.kube().kubectl(["apply", "-f", "-"], input=secret_manifests(self.env, password))
+        passwords = {a.role: read_password(self.env.gcp, self.names, a.role) for a in cluster_accounts(self.env)}
+        self.env.kube().kubectl(["apply", "-f", "-"], input=secret_manifests(self.env, passwords))
         return self.expected()
 
 
 class PasswordItem(TeardownItem):
-    key = "mongodb_password"
-    title = "MongoDB password"
-    removes = ("mongodb_password",)
+    """One account's Secret Manager secret (deleted only with ``--delete-data``)."""
+
+    def __init__(self, env: GcpEnv, *, delete_data: bool, role: str = ROOT) -> None:
+        super().__init__(env, delete_data=delete_data)
+        self.role = role
+        self.account = env.names.account(role)
+        self.key = self.account.state_key
+        self.title = self.account.title
+        self.removes = (self.account.state_key,)
 
     def describe(self) -> str:
-        return self.names.secret_id
+        return self.account.secret_id
 
     def _check(self) -> Finding:
-        if not secret_exists(self.env):
+        if not secret_exists(self.env, self.role):
             return Finding(Verdict.ABSENT, self.describe())
         return self._keep_or_delete(
-            self.names.secret_id, f"secret {self.names.secret_id}: Secret Manager bills active versions (cents a month)"
+            self.account.secret_id, f"secret {self.account.secret_id}: Secret Manager bills active versions (cents a month)"
         )
 
     def _delete(self, finding: Finding) -> None:
@@ -184,7 +216,7 @@ class PasswordItem(TeardownItem):
 
         try:
             self.env.gcp.secret_manager.delete_secret(
-                request={"name": self.names.secret_path}, timeout=self.env.call_timeout
+                request={"name": self.account.secret_path}, timeout=self.env.call_timeout
             )
         except gexc.NotFound:
             pass

@@ -36,6 +36,8 @@ class SacredReleaseStep(GcpStep):
                 "mongodb_user": n.mongodb_user,
                 "mongodb_database": n.mongodb_db,
                 "password_secret": n.secret_path,
+                "omniboard_user": n.mongodb_reader,
+                "omniboard_secret": n.reader_k8s_secret,
                 "service_type": "ClusterIP",
             },
         )
@@ -70,6 +72,7 @@ class SacredReleaseStep(GcpStep):
         want_chart = f"sacred-{self.chart_version()}"
         if release.get("status") != "deployed":
             return Check(Action.UPDATE, f"{n.release} is {release.get('status')}: upgrade")
+        self.env.sacred_ready = True  # MongoDB runs (the users can be checked), whatever the upgrade brings
         if release.get("chart") != want_chart:
             return Check(Action.UPDATE, f"{n.release}: {release.get('chart')} -> {want_chart}")
         values = kube.helm(["get", "values", n.release, "--namespace", n.namespace, "--output", "json"])
@@ -87,4 +90,5 @@ class SacredReleaseStep(GcpStep):
             ],  # fmt: skip
             input=json.dumps(n.helm_values()).encode("utf-8"),
         )
+        self.env.sacred_ready = True
         return self.expected()
