@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.registry.conftest import train
+from vertex_edge.fsutil import atomic_write_json
 from vertex_edge.serving_status import (
     STATUS_FILE,
     ServingStatus,
@@ -31,7 +32,7 @@ def write_status(root: Path, **fields: object) -> None:
     root.mkdir(parents=True, exist_ok=True)
     data = {"pid": 4242, "url": "http://127.0.0.1:8080", "serving_version": "1", "target_version": "1",
             "error": None, "at": NOW.isoformat(), **fields}  # fmt: skip
-    (root / STATUS_FILE).write_text(json.dumps(data))
+    atomic_write_json(root / STATUS_FILE, data)  # as the server does: a reader never sees half a file
 
 
 def status(**fields: object) -> ServingStatus:
