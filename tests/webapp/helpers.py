@@ -3,6 +3,7 @@ test images, a tiny ONNX model, free ports, and a real uvicorn in a thread."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import io
@@ -19,7 +20,7 @@ from PIL import Image
 
 from tests.conftest import free_port
 from tests.serving.tiny_model import LABELS
-from vertex_edge.webapp.client import Prediction
+from vertex_edge.webapp.client import OodFlag, Prediction
 from vertex_edge.webapp.samples import SAMPLES_DIR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,16 +37,29 @@ class FakeClient:
 
     backend = "http"
 
-    def __init__(self, class_id: int = 7, version: str = MODEL_VERSION) -> None:
+    def __init__(
+        self, class_id: int = 7, version: str = MODEL_VERSION, *, ood: OodFlag | None = None, delay: float = 0.0
+    ) -> None:
         self.calls: list[np.ndarray] = []
         self.error: BaseException | None = None
-        self.prediction = Prediction(LABELS[class_id], class_id, probabilities(class_id), version, labels=tuple(LABELS))
+        self.delay = delay  # seconds each answer takes
+        self.class_id, self.version, self.ood = class_id, version, ood
+
+    @property
+    def prediction(self) -> Prediction:
+        """The next answer (each has its own request id, as the prediction server gives)."""
+        c = self.class_id
+        rid = f"req-{len(self.calls):04d}"
+        return Prediction(LABELS[c], c, probabilities(c), self.version, labels=tuple(LABELS), request_id=rid, ood=self.ood)
 
     async def predict(self, image: np.ndarray) -> Prediction:
+        answer = self.prediction
         self.calls.append(np.array(image))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.error is not None:
             raise self.error
-        return self.prediction
+        return answer
 
     async def aclose(self) -> None:
         return None

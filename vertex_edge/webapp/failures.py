@@ -87,7 +87,9 @@ _KINDS: list[tuple[type[BaseException], Callable[[BaseException, str], Failure]]
         404, "feedback_off", "Feedback is off", "This deployment does not collect feedback labels "
         "(the operator has not set EDGE_FEEDBACK_URI).",
     )),
-    (FeedbackInvalid, lambda exc, limit: Failure(400, "invalid_feedback", "Invalid answer", sentence(str(exc)))),
+    (FeedbackInvalid, lambda exc, limit: Failure(
+        400, "invalid_feedback", "Invalid answer", sentence(str(exc), capitalize=False),
+    )),
     (FeedbackFailed, lambda exc, limit: Failure(
         502, "feedback_error", "The answer could not be stored", "It was logged; please try again later.",
     )),
@@ -108,7 +110,9 @@ def failure_for(exc: BaseException, settings: WebappSettings, rid: str | None = 
 EXPECTED: tuple[type[BaseException], ...] = tuple(kind for kind, _ in _KINDS)
 
 
-def sentence(text: str) -> str:
+def sentence(text: str, *, capitalize: bool = True) -> str:
+    """``text`` as a sentence: a capital first letter (unless it names a field) and a full stop."""
     text = text.strip()
-    text = text[:1].upper() + text[1:]
+    if capitalize:
+        text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vertex_edge.errors import EdgeError, UsageError
-from vertex_edge.monitoring.feedback import FeedbackStore, parse_feedback
+from vertex_edge.monitoring.feedback import FeedbackStore, parse_feedback, short_repr
 from vertex_edge.monitoring.sinks import make_sink
 from vertex_edge.webapp.limits import WorkPool
 from vertex_edge.webapp.logs import BodyTooLarge
@@ -97,10 +97,5 @@ async def read_feedback_request(stream: AsyncIterator[bytes]) -> FeedbackRequest
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        got = "" if first.get("type") == "missing" or where == "body" else f" (got {_short(first.get('input'))})"
+        got = "" if first.get("type") == "missing" or where == "body" else f" (got {short_repr(first.get('input'))})"
         raise FeedbackInvalid(f"{where}: {first.get('msg', 'invalid')}{got}") from None
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
