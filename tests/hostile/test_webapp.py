@@ -11,35 +11,36 @@ from __future__ import annotations
 import select
 import socket
 import statistics
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from tests.webapp.helpers import REPO, sample_bytes
-from tests.webapp.hostile import MB, FakeEndpoint, WebappProcess, budget_image, fake_endpoint, multipart, webapp_process
+from tests.webapp.helpers import sample_bytes
+from tests.webapp.hostile import (
+    MB,
+    FakeEndpoint,
+    WebappProcess,
+    abusive_client,
+    budget_image,
+    burst,
+    chart_memory_limit_mb,
+    fake_endpoint,
+    multipart,
+    timed_uploads,
+    webapp_process,
+)
 
 pytestmark = pytest.mark.slow
 
-VALUES = REPO / "helm" / "webapp" / "values.yaml"
 #: where there is no cgroup, RLIMIT_AS limits the address space, which is larger than what is
 #: resident (thread stacks, two glibc heaps, numpy's reservations; VmPeak measured about 750 MB)
 ADDRESS_SPACE_EXTRA_MB = 512
 #: the request deadline under test: generous, this machine may be shared (the chart keeps 25 s)
 DEADLINE_S = 60
 MAX_UPLOAD = 5 * MB
-
-
-def chart_memory_limit_mb() -> int:
-    """``resources.limits.memory`` of the web app's chart, in MiB."""
-    value = str(yaml.safe_load(VALUES.read_text())["resources"]["limits"]["memory"])
-    units = {"Mi": 1, "Gi": 1024}
-    return int(float(value[:-2]) * units[value[-2:]])
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +93,7 @@ def status_of(response: bytes) -> int:
 def test_32_concurrent_worst_case_uploads_stay_under_the_memory_limit(webapp: WebappProcess) -> None:
     baseline = webapp.memory_mb()["VmRSS"]
     worst = budget_image("WEBP", pad_to=MAX_UPLOAD - 4096)  # the costliest decode, in the largest upload
-    with ThreadPoolExecutor(32) as pool:
-        codes = list(pool.map(lambda _: post(webapp, worst).status_code, range(32)))
+    codes = burst(webapp.url, worst, 32)
     assert codes == [200] * 32, codes
     assert webapp.alive(), webapp.log.read_text()[-3000:]
     assert webapp.limit.oom_kills() == 0
@@ -108,32 +108,10 @@ def test_32_concurrent_worst_case_uploads_stay_under_the_memory_limit(webapp: We
 def test_a_well_behaved_client_keeps_p99_within_a_second_while_an_abusive_client_uploads(
     webapp: WebappProcess,
 ) -> None:
-    heavy = [budget_image("WEBP"), budget_image("PNG")]
-    stop = threading.Event()
-    abusive: list[int] = []
-
-    def abuse(data: bytes) -> None:
-        with httpx.Client(timeout=90) as client:
-            while not stop.is_set():
-                abusive.append(client.post(webapp.url + "/api/predict", files=multipart(data)).status_code)
-
-    threads = [threading.Thread(target=abuse, args=(heavy[i % 2],)) for i in range(8)]
-    for t in threads:
-        t.start()
-    latencies: list[float] = []
-    codes: list[int] = []
-    try:
+    heavy = [budget_image("WEBP"), budget_image("PNG")]  # each decodes to the pixel budget
+    with abusive_client(webapp.url, heavy, connections=8) as abusive:
         time.sleep(1.0)  # the abusive client is at it before the measured one starts
-        with httpx.Client(base_url=webapp.url, timeout=30) as client:
-            for _ in range(60):
-                started = time.perf_counter()
-                resp = client.post("/api/predict", files=multipart(sample_bytes("7-sneaker"), "sneaker.png"))
-                latencies.append(time.perf_counter() - started)
-                codes.append(resp.status_code)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(90)
+        latencies, codes = timed_uploads(webapp.url, sample_bytes("7-sneaker"), 60)
     assert codes == [200] * len(codes), codes
     p99 = statistics.quantiles(latencies, n=100)[98]
     assert p99 <= 1.0, (p99, sorted(latencies)[-5:])
@@ -165,9 +143,7 @@ def test_oversized_uploads_are_refused_while_they_stream_and_nothing_goes_to_tmp
     assert sent < 12 * MB, f"{sent / MB:.0f} MB were accepted before the refusal"
     # the issue's case: 24 concurrent 4.9 MB uploads (with Starlette's parser they spooled to /tmp)
     big = budget_image("PNG", pixels=64 * 64, pad_to=int(4.9 * MB))
-    with ThreadPoolExecutor(24) as pool:
-        codes = list(pool.map(lambda _: post(webapp, big).status_code, range(24)))
-    assert codes == [200] * 24, codes
+    assert burst(webapp.url, big, 24) == [200] * 24
     tmpdir = webapp.log.parent / "tmpdir"
     assert list(tmpdir.iterdir()) == []
 

@@ -18,11 +18,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from PIL import Image
 
 from tests.serving.tiny_model import LABELS
@@ -112,7 +114,70 @@ def multipart(data: bytes, name: str = "upload.webp") -> dict[str, Any]:
     return {"file": (name, data, "application/octet-stream")}
 
 
+# --------------------------------------------------------------------------- clients
+
+
+def post_upload(base: str, data: bytes, timeout: float = 90) -> int:
+    """``POST /api/predict`` with ``data``: the status, or 0 when the connection failed."""
+    try:
+        return httpx.post(base + "/api/predict", files=multipart(data), timeout=timeout).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def burst(base: str, data: bytes, n: int) -> list[int]:
+    """``n`` uploads of ``data`` at once: their statuses."""
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: post_upload(base, data), range(n)))
+
+
+@contextlib.contextmanager
+def abusive_client(base: str, uploads: list[bytes], connections: int = 8) -> Iterator[list[int]]:
+    """``connections`` threads uploading ``uploads`` (in turn) in a loop until the block ends;
+    yields the statuses they got (filled in as they come)."""
+    stop = threading.Event()
+    codes: list[int] = []
+
+    def abuse(data: bytes) -> None:
+        with httpx.Client(timeout=90) as client:
+            while not stop.is_set():
+                try:
+                    codes.append(client.post(base + "/api/predict", files=multipart(data)).status_code)
+                except httpx.HTTPError:
+                    codes.append(0)
+
+    threads = [threading.Thread(target=abuse, args=(uploads[i % len(uploads)],)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    try:
+        yield codes
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(90)
+
+
+def timed_uploads(base: str, data: bytes, n: int) -> tuple[list[float], list[int]]:
+    """``n`` uploads one after the other from one keep-alive client: (seconds each, statuses)."""
+    latencies: list[float] = []
+    codes: list[int] = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for _ in range(n):
+            started = time.perf_counter()
+            codes.append(client.post("/api/predict", files=multipart(data, "sample.png")).status_code)
+            latencies.append(time.perf_counter() - started)
+    return latencies, codes
+
+
 # --------------------------------------------------------------------------- the web app process
+
+
+def chart_memory_limit_mb() -> int:
+    """``resources.limits.memory`` of the web app's Helm chart, in MiB."""
+    value = str(yaml.safe_load((REPO / "helm" / "webapp" / "values.yaml").read_text())["resources"]["limits"]["memory"])
+    units = {"Mi": 1, "Gi": 1024}
+    return int(float(value[:-2]) * units[value[-2:]])
+
 
 
 def _cgroup_root() -> tuple[Path, str] | None:
@@ -162,7 +227,8 @@ class MemoryLimit:
 
 @contextlib.contextmanager
 def memory_limit(limit_mb: int) -> Iterator[MemoryLimit]:
-    found = _cgroup_root()
+    """A cgroup limited to ``limit_mb`` where one can be made (``EDGE_TEST_NO_CGROUP=1``: never)."""
+    found = None if os.environ.get("EDGE_TEST_NO_CGROUP") == "1" else _cgroup_root()
     if found is None:
         yield MemoryLimit(limit_mb)
         return
@@ -213,17 +279,24 @@ class WebappProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 @contextlib.contextmanager
 def webapp_process(
-    endpoint_url: str, tmp: Path, *, limit_mb: int, address_space_mb: int | None = None, env: dict[str, str] | None = None
+    endpoint_url: str, tmp: Path, *, limit_mb: int, address_space_mb: int | None = None,
+    env: dict[str, str] | None = None, source: Path = REPO,
 ) -> Iterator[WebappProcess]:
-    """``python -m vertex_edge.webapp`` on a free port, limited to ``limit_mb`` (a cgroup where
-    possible, else ``RLIMIT_AS`` of ``address_space_mb``, default ``limit_mb``)."""
+    """``python -m vertex_edge.webapp`` (from ``source``, a checkout) on a free port, limited to
+    ``limit_mb`` (a cgroup where possible, else ``RLIMIT_AS`` of ``address_space_mb``, default
+    ``limit_mb``)."""
     port = free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
     child_env.update({
-        "PYTHONPATH": str(REPO), "EDGE_WEBAPP_PORT": str(port), "EDGE_WEBAPP_ENDPOINT_URL": endpoint_url,
+        "PYTHONPATH": str(source), "EDGE_WEBAPP_PORT": str(port), "EDGE_WEBAPP_ENDPOINT_URL": endpoint_url,
         "EDGE_WEBAPP_LOG_FORMAT": "json",
         # as the container sets them (services/webapp/Dockerfile)
         "MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1",
@@ -241,7 +314,7 @@ def webapp_process(
 
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "vertex_edge.webapp"], cwd=REPO, env=child_env, stdout=out,
+                [sys.executable, "-m", "vertex_edge.webapp"], cwd=source, env=child_env, stdout=out,
                 stderr=subprocess.STDOUT, preexec_fn=confine,  # noqa: PLW1509 - sets the limit only
             )  # fmt: skip
         running = WebappProcess(process, port, log, limit)

@@ -158,7 +158,8 @@ class WorkPool:
         if deadline is None:
             return await waiter
         try:
-            return await asyncio.wait_for(waiter, deadline.remaining())
+            async with asyncio.timeout(deadline.remaining()):
+                return await waiter
         except TimeoutError:
             if future.cancel() or future.cancelled():  # still queued: nothing was spent on it
                 raise Busy(f"no {self.name} thread was free within {deadline.seconds:g} s") from None

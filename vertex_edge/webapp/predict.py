@@ -35,6 +35,10 @@ CHEAP_PIXELS = 1 << 20
 JPEG_DRAFT_EDGE = 1024
 
 
+Size = tuple[int, int, str]  # width, height and format of what decoding makes
+Prepared = tuple[Any, bytes]  # the 28x28 array and its PNG
+
+
 @dataclass(frozen=True)
 class Outcome:
     prediction: Prediction
@@ -52,7 +56,7 @@ def decode_pool(settings: WebappSettings) -> WorkPool:
     return WorkPool("decode", settings.decode_workers, reserved=1, cheap_cost=CHEAP_PIXELS)
 
 
-def decoded_size(data: bytes | bytearray) -> tuple[int, int, str] | None:
+def decoded_size(data: bytes | bytearray) -> Size | None:
     """``(width, height, format)`` of what decoding ``data`` would make (a large JPEG: at its
     reduced scale), from the header only; ``None`` when the header cannot be read (decoding
     then says why)."""
@@ -66,7 +70,7 @@ def decoded_size(data: bytes | bytearray) -> tuple[int, int, str] | None:
         return None
 
 
-def _check_budget(size: tuple[int, int, str] | None, budget: int) -> int:
+def _check_budget(size: Size | None, budget: int) -> int:
     """The pixels ``size`` decodes to; :class:`PreprocessError` over ``budget``."""
     if size is None:
         return budget
@@ -80,7 +84,7 @@ def _check_budget(size: tuple[int, int, str] | None, budget: int) -> int:
     return width * height
 
 
-def prepare(data: bytes | bytearray, budget: int, size: tuple[int, int, str] | None = None) -> tuple[Any, bytes]:
+def prepare(data: bytes | bytearray, budget: int, size: Size | None = None) -> Prepared:
     """Decode and preprocess ``data`` within ``budget`` pixels (runs in the decode pool)."""
     if size is None:
         size = decoded_size(data)
@@ -92,6 +96,16 @@ def prepare(data: bytes | bytearray, budget: int, size: tuple[int, int, str] | N
     return array, array_to_png(array)
 
 
+def _size_or_small(data: bytes | bytearray, budget: int) -> tuple[Size | None, Prepared | None]:
+    """The first job of every upload: the decoded size from the first :data:`PEEK_BYTES`, and
+    for an image of at most :data:`CHEAP_PIXELS` within the budget the preprocessed result
+    itself (one trip through the pool for the common case)."""
+    size = decoded_size(data[:PEEK_BYTES])
+    if size is not None and size[0] * size[1] <= min(CHEAP_PIXELS, budget):
+        return size, prepare(data, budget, size)
+    return size, None
+
+
 async def predict_image(
     data: bytes | bytearray, client: PredictionClient, settings: WebappSettings, pool: WorkPool, deadline: Deadline
 ) -> Outcome:
@@ -99,15 +113,18 @@ async def predict_image(
     Raises PreprocessError, CloudError, :class:`~.limits.Busy` or :class:`DeadlineExceeded`."""
     start = time.perf_counter()
     budget = settings.max_image_pixels
-    # the header first, in the reserved thread: a small file can still be a decompression bomb
-    size = await pool.run(decoded_size, data[:PEEK_BYTES], cost=0, deadline=deadline)
-    if size is not None:
-        cost = _check_budget(size, budget)  # refused before anything is decoded
-    elif len(data) <= PEEK_BYTES:
-        cost = 0  # not a readable image: decoding says why, at once
-    else:
-        cost = budget  # a header longer than the peek: sized (and refused) in the pool
-    array, png = await pool.run(prepare, data, budget, size, cost=cost, deadline=deadline)
+    # the header first, in the reserved thread (a small file can still be a decompression bomb);
+    # a small image is decoded there at once, anything larger is queued by its cost
+    size, prepared = await pool.run(_size_or_small, data, budget, cost=0, deadline=deadline)
+    if prepared is None:
+        if size is not None:
+            cost = _check_budget(size, budget)  # refused before anything is decoded
+        elif len(data) <= PEEK_BYTES:
+            cost = 0  # not a readable image: decoding says why, at once
+        else:
+            cost = budget  # a header longer than the peek: sized (and refused) in the pool
+        prepared = await pool.run(prepare, data, budget, size, cost=cost, deadline=deadline)
+    array, png = prepared
     ready = time.perf_counter()
     try:
         async with asyncio.timeout(deadline.remaining()):
