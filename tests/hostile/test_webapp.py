@@ -8,7 +8,6 @@ huge endpoint response cut off."""
 
 from __future__ import annotations
 
-import select
 import socket
 import statistics
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.webapp.helpers import sample_bytes
+from tests.webapp.helpers import chunked_upload_until_answered, sample_bytes
 from tests.webapp.hostile import (
     MB,
     FakeEndpoint,
@@ -123,22 +122,7 @@ def test_oversized_uploads_are_refused_while_they_stream_and_nothing_goes_to_tmp
     head = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b0\r\n"
     declared = raw(webapp, head + b"Content-Length: 50000000\r\n\r\n")  # no body sent at all
     assert status_of(declared) == 413 and b"5 MB" in declared
-    part = b'--b0\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n\r\n'
-    with socket.create_connection(("127.0.0.1", webapp.port), timeout=30) as sock:
-        sock.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%s\r\n" % (len(part), part))
-        sent, answer, chunk = 0, b"", b"\0" * 65536
-        while sent < 50 * MB:  # stop as soon as the server answers
-            if select.select([sock], [], [], 0)[0]:
-                answer = sock.recv(65536)
-                break
-            try:
-                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            except OSError:  # the server closed the connection after answering
-                break
-            sent += len(chunk)
-        if not answer:
-            sock.settimeout(10)
-            answer = sock.recv(65536)
+    answer, sent = chunked_upload_until_answered(webapp.port, limit_bytes=50 * MB)
     assert status_of(answer) == 413, answer[:200]
     assert sent < 12 * MB, f"{sent / MB:.0f} MB were accepted before the refusal"
     # the issue's case: 24 concurrent 4.9 MB uploads (with Starlette's parser they spooled to /tmp)

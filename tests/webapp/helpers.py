@@ -8,6 +8,8 @@ import contextlib
 import hashlib
 import io
 import json
+import select
+import socket
 import subprocess
 import threading
 import time
@@ -147,6 +149,35 @@ def wait_http(url: str, *, timeout: float = 60, proc: subprocess.Popen | None = 
             last = exc
         time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout} s ({last})")
+
+
+def chunked_upload_until_answered(port: int, *, limit_bytes: int, boundary: str = "b0") -> tuple[bytes, int]:
+    """POST /api/predict a chunked multipart file of zeros, 64 KiB at a time, until the server
+    answers or ``limit_bytes`` are sent: ``(what it answered, bytes sent)``."""
+    head = (
+        "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+    ).encode()
+    part = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + b"%x\r\n%s\r\n" % (len(part), part))
+        sent, answer, chunk = 0, b"", b"\0" * 65536
+        while sent < limit_bytes:  # stop as soon as the server answers
+            if select.select([sock], [], [], 0)[0]:
+                answer = sock.recv(65536)
+                break
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:  # the server closed the connection after answering
+                break
+            sent += len(chunk)
+        if not answer:
+            sock.settimeout(10)
+            answer = sock.recv(65536)
+    return answer, sent
 
 
 def stop(proc: subprocess.Popen) -> str:

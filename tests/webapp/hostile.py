@@ -28,7 +28,7 @@ import yaml
 from PIL import Image
 
 from tests.serving.tiny_model import LABELS
-from tests.webapp.helpers import REPO, free_port, probabilities, serve_in_thread
+from tests.webapp.helpers import REPO, free_port, probabilities, serve_in_thread, stop
 from vertex_edge.webapp.settings import DEFAULT_IMAGE_PIXELS
 
 MB = 1024 * 1024
@@ -322,13 +322,7 @@ def webapp_process(
             _wait_ready(running)
             yield running
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process)
 
 
 def _wait_ready(app: WebappProcess, timeout: float = 60) -> None:

@@ -133,6 +133,8 @@ async def _image_of(
 
 async def _predict(request: Request, client: PredictionClient, settings: WebappSettings, api: bool) -> Any:
     state = request.app.state
+    if state.decoder is None:
+        raise RuntimeError("the decode pool was not started (the app's lifespan did not run)")
     deadline = Deadline(settings.deadline_s)
     try:
         with state.admission.enter():
