@@ -104,6 +104,17 @@ def test_32_concurrent_worst_case_uploads_stay_under_the_memory_limit(webapp: We
         time.sleep(0.5)
 
 
+def test_the_issues_tiny_bombs_are_refused_from_their_header(webapp: WebappProcess) -> None:
+    """Issue 13: 4 concurrent 75 KB PNGs of 16.7 megapixels got the pod OOM-killed."""
+    before = webapp.memory_mb()["VmRSS"]
+    bomb = budget_image("PNG", pixels=4096 * 4096)
+    assert len(bomb) < 100_000
+    assert burst(webapp.url, bomb, 16) == [400] * 16
+    resp = post(webapp, bomb)
+    assert "over the limit of 8,388,608" in resp.json()["message"]
+    assert webapp.memory_mb()["VmRSS"] < before + 32  # nothing was decoded
+
+
 def test_a_well_behaved_client_keeps_p99_within_a_second_while_an_abusive_client_uploads(
     webapp: WebappProcess,
 ) -> None:
