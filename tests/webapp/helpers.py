@@ -3,10 +3,13 @@ test images, a tiny ONNX model, free ports, and a real uvicorn in a thread."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import io
 import json
+import select
+import socket
 import subprocess
 import threading
 import time
@@ -19,7 +22,7 @@ from PIL import Image
 
 from tests.conftest import free_port
 from tests.serving.tiny_model import LABELS
-from vertex_edge.webapp.client import Prediction
+from vertex_edge.webapp.client import OodFlag, Prediction
 from vertex_edge.webapp.samples import SAMPLES_DIR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,16 +39,29 @@ class FakeClient:
 
     backend = "http"
 
-    def __init__(self, class_id: int = 7, version: str = MODEL_VERSION) -> None:
+    def __init__(
+        self, class_id: int = 7, version: str = MODEL_VERSION, *, ood: OodFlag | None = None, delay: float = 0.0
+    ) -> None:
         self.calls: list[np.ndarray] = []
         self.error: BaseException | None = None
-        self.prediction = Prediction(LABELS[class_id], class_id, probabilities(class_id), version, labels=tuple(LABELS))
+        self.delay = delay  # seconds each answer takes
+        self.class_id, self.version, self.ood = class_id, version, ood
+
+    @property
+    def prediction(self) -> Prediction:
+        """The next answer (each has its own request id, as the prediction server gives)."""
+        c = self.class_id
+        rid = f"req-{len(self.calls):04d}"
+        return Prediction(LABELS[c], c, probabilities(c), self.version, labels=tuple(LABELS), request_id=rid, ood=self.ood)
 
     async def predict(self, image: np.ndarray) -> Prediction:
+        answer = self.prediction
         self.calls.append(np.array(image))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.error is not None:
             raise self.error
-        return self.prediction
+        return answer
 
     async def aclose(self) -> None:
         return None
@@ -133,6 +149,35 @@ def wait_http(url: str, *, timeout: float = 60, proc: subprocess.Popen | None = 
             last = exc
         time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout} s ({last})")
+
+
+def chunked_upload_until_answered(port: int, *, limit_bytes: int, boundary: str = "b0") -> tuple[bytes, int]:
+    """POST /api/predict a chunked multipart file of zeros, 64 KiB at a time, until the server
+    answers or ``limit_bytes`` are sent: ``(what it answered, bytes sent)``."""
+    head = (
+        "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+    ).encode()
+    part = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + b"%x\r\n%s\r\n" % (len(part), part))
+        sent, answer, chunk = 0, b"", b"\0" * 65536
+        while sent < limit_bytes:  # stop as soon as the server answers
+            if select.select([sock], [], [], 0)[0]:
+                answer = sock.recv(65536)
+                break
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:  # the server closed the connection after answering
+                break
+            sent += len(chunk)
+        if not answer:
+            sock.settimeout(10)
+            answer = sock.recv(65536)
+    return answer, sent
 
 
 def stop(proc: subprocess.Popen) -> str:

@@ -232,3 +232,31 @@ def test_the_vertex_sdk_is_not_imported_to_build_the_client() -> None:
         "assert 'tensorflow' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_vertex_predictions_carry_the_request_id_and_the_ood_verdict() -> None:
+    # the prediction server's fields come back through Vertex AI as protobuf values (floats, bools)
+    pred = {"label": "Bag", "class_id": 8.0, "probabilities": list(probabilities(8)), "request_id": "a1b2c3",
+            "ood": {"score": 7.25, "flag": True}}  # fmt: skip
+    answer = vertex_client(FakeEndpoint(vertex_response(predictions=[pred]))).predict_sync(IMAGE)
+    assert answer.request_id == "a1b2c3"
+    assert (answer.ood.score, answer.ood.flag) == (7.25, True)
+    plain = vertex_client(FakeEndpoint(vertex_response())).predict_sync(IMAGE)
+    assert plain.request_id is None and plain.ood is None  # an older server, or no monitor
+
+
+def test_http_client_reads_at_most_the_response_limit() -> None:
+    big = b'{"predictions": [' + b" " * 300_000 + b"]}"
+
+    async def go() -> Any:
+        client = HttpPredictionClient(
+            "http://server:8080/predict", timeout=3, max_response_bytes=100_000,
+            transport=httpx.MockTransport(lambda request: httpx.Response(200, content=big)),
+        )  # fmt: skip
+        try:
+            return await client.predict(IMAGE)
+        finally:
+            await client.aclose()
+
+    with pytest.raises(CloudError, match="larger than the 0.0953674 MB limit"):
+        run(go())

@@ -125,8 +125,9 @@ class Fake:
         pass
 
 async def main():
-    transport = httpx.ASGITransport(app=create_app(client=Fake()))
-    async with httpx.AsyncClient(transport=transport, base_url="http://app") as c:
+    app = create_app(client=Fake())
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://app") as c:
         assert (await c.get("/")).status_code == 200
         files = {"file": ("a.png", open("vertex_edge/webapp/static/samples/8-bag.png", "rb").read(), "image/png")}
         assert (await c.post("/api/predict", files=files)).status_code == 200
@@ -151,7 +152,8 @@ print(json.dumps({n: getattr(m, "__file__", None) for n, m in list(sys.modules.i
 def _copied_sources() -> tuple[str, ...]:
     """The vertex_edge paths the web-app Dockerfile COPYs (folders end with '/')."""
     paths: list[str] = []
-    for line in (REPO / "services" / "webapp" / "Dockerfile").read_text().splitlines():
+    text = (REPO / "services" / "webapp" / "Dockerfile").read_text().replace("\\\n", " ")  # continuation lines
+    for line in text.splitlines():
         words = line.split()
         if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
             for src in (w for w in words[1:-1] if not w.startswith("--") and w.startswith("vertex_edge")):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from tests.serving.tiny_model import LABELS
 from tests.webapp.helpers import (
     MODEL_VERSION,
     FakeClient,
+    chunked_upload_until_answered,
     free_port,
     sample_bytes,
     serve_in_thread,
@@ -49,36 +49,7 @@ def test_predicts_through_a_real_local_prediction_server(prediction_server: str)
 def test_a_chunked_upload_over_the_limit_is_refused_before_it_is_all_sent() -> None:
     app = create_app(WebappSettings(max_upload_mb=1), client=FakeClient())
     with serve_in_thread(app) as base:
-        port = int(base.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            boundary = "b0undary"
-            sock.sendall(
-                (
-                    "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
-                    f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
-                ).encode()
-            )
-            part = (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
-                "Content-Type: image/png\r\n\r\n"
-            ).encode()
-            sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
-            chunk = b"\0" * 65536
-            sent = 0
-            answer = b""
-            while sent < 64 * 1024 * 1024:  # stop as soon as the server answers
-                readable, _, _ = select.select([sock], [], [], 0)
-                if readable:
-                    answer = sock.recv(65536)
-                    break
-                try:
-                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                except OSError:  # the server closed the connection after answering
-                    break
-                sent += len(chunk)
-            if not answer:
-                sock.settimeout(10)
-                answer = sock.recv(65536)
+        answer, sent = chunked_upload_until_answered(int(base.rsplit(":", 1)[1]), limit_bytes=64 * 1024 * 1024)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b'"too_large"' in answer
     # what was sent before the answer is at most the limit plus the kernel's socket buffers

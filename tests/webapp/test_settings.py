@@ -91,3 +91,31 @@ def test_reading_the_environment_happens_only_when_asked(monkeypatch: pytest.Mon
     monkeypatch.setenv("EDGE_WEBAPP_PORT", "8123")
     assert WebappSettings.from_env().port == 8123
     assert WebappSettings().port == 8000
+
+
+def test_the_load_limits_and_feedback_come_from_their_variables() -> None:
+    s = WebappSettings.from_env({
+        "EDGE_WEBAPP_MAX_IMAGE_PIXELS": "1000000", "EDGE_WEBAPP_DECODE_WORKERS": "3", "EDGE_WEBAPP_MAX_PENDING": "8",
+        "EDGE_WEBAPP_DEADLINE_S": "12.5", "EDGE_WEBAPP_MAX_RESPONSE_MB": "2", "EDGE_FEEDBACK_URI": "gs://b/feedback",
+        "EDGE_WEBAPP_MODEL_INPUT_LOGGED": "true",
+    })  # fmt: skip
+    assert (s.max_image_pixels, s.decode_workers, s.max_pending, s.deadline_s) == (1_000_000, 3, 8, 12.5)
+    assert s.max_response_bytes == 2 * 1024 * 1024
+    assert s.feedback_uri == "gs://b/feedback" and s.model_input_logged is True
+    defaults = WebappSettings.from_env({})
+    assert (defaults.max_image_pixels, defaults.decode_workers, defaults.max_pending) == (8_388_608, 2, 32)
+    assert defaults.deadline_s == 25 and defaults.feedback_uri is None and defaults.model_input_logged is False
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"EDGE_WEBAPP_MAX_IMAGE_PIXELS": "100000000"}, "EDGE_WEBAPP_MAX_IMAGE_PIXELS"),
+        ({"EDGE_WEBAPP_MAX_PENDING": "0"}, "EDGE_WEBAPP_MAX_PENDING"),
+        ({"EDGE_WEBAPP_DEADLINE_S": "never"}, "EDGE_WEBAPP_DEADLINE_S"),
+        ({"EDGE_FEEDBACK_URI": "s3://bucket/x"}, "EDGE_FEEDBACK_URI"),
+    ],
+)
+def test_bad_limits_are_refused_at_start_naming_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        WebappSettings.from_env(env)

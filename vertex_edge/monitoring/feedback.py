@@ -42,10 +42,11 @@ def parse_feedback(
     """Validate one answer; :class:`UsageError` says what is wrong (a 400 for the web app)."""
     if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
         raise UsageError(
-            f"request id {request_id!r}: expected the id the prediction answered with (letters, digits, -)"
+            f"request id {short_repr(request_id)}: expected the id the prediction answered with "
+            "(1 to 128 letters, digits, '.', '_', ':' or '-')"
         )
     if not isinstance(instance, int) or isinstance(instance, bool) or instance < 0:
-        raise UsageError(f"instance {instance!r}: expected a whole number >= 0")
+        raise UsageError(f"instance {short_repr(instance)}: expected a whole number >= 0")
     if isinstance(label, bool):
         label = None
     if isinstance(label, int) and 0 <= label < len(labels):
@@ -53,10 +54,16 @@ def parse_feedback(
     elif isinstance(label, str) and label in labels:
         class_id = list(labels).index(label)
     else:
-        raise UsageError(f"label {label!r}: expected one of {', '.join(labels)} (or its index 0..{len(labels) - 1})")
+        raise UsageError(f"label {short_repr(label)}: expected one of {', '.join(labels)} (or its index 0..{len(labels) - 1})")
     if predicted is not None and not (isinstance(predicted, int) and 0 <= predicted < len(labels)):
         predicted = None
     return Feedback(request_id, instance, class_id, labels[class_id], predicted)  # type: ignore[arg-type]
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)``, cut to 60 characters (messages quote what they were given)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class FeedbackStore:

@@ -2,13 +2,16 @@
 prediction, and a health route.
 
 ``create_app(settings)`` assembles the pieces - the routes (:mod:`~vertex_edge.webapp.routes`),
-the page (:mod:`~vertex_edge.webapp.views`), the prediction (:mod:`~vertex_edge.webapp.predict`)
-and the request-log and body-limit middleware; nothing happens at import. The prediction client
-is built in the lifespan (or injected).
+the page (:mod:`~vertex_edge.webapp.views`), the prediction (:mod:`~vertex_edge.webapp.predict`),
+the limits (:mod:`~vertex_edge.webapp.limits`), feedback (:mod:`~vertex_edge.webapp.feedback`)
+and the request-log and body-limit middleware; nothing happens at import. The prediction
+client, the decode threads and the feedback store are made in the lifespan (the client may be
+injected).
 
 Every failure - a file that is not an image, an upload over the size limit, a decompression
-bomb, an endpoint that is down, slow or answers an error - gives a clear message on the page and
-a 4xx/502 JSON body on the API; no stack trace and no internal address reaches the client.
+bomb, an endpoint that is down, slow or answers an error, the app at capacity or past the
+request deadline - gives a clear message on the page and a 4xx/5xx JSON body on the API
+(:mod:`~vertex_edge.webapp.failures`); no stack trace and no internal address reaches the client.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vertex_edge import __version__
 from vertex_edge.webapp.client import PredictionClient, build_client
+from vertex_edge.webapp.failures import Failure, failure_for, sentence
+from vertex_edge.webapp.feedback import build_feedback
+from vertex_edge.webapp.limits import Admission
 from vertex_edge.webapp.logs import BodyLimitMiddleware, BodyTooLarge, RequestLogMiddleware, request_id
-from vertex_edge.webapp.predict import Failure, failure_for, sentence
+from vertex_edge.webapp.predict import decode_pool
 from vertex_edge.webapp.routes import get_client, router
-from vertex_edge.webapp.samples import load_samples
+from vertex_edge.webapp.samples import Sample, load_samples
 from vertex_edge.webapp.settings import WebappSettings
 from vertex_edge.webapp.views import error_response, templates
 
@@ -45,20 +51,31 @@ MULTIPART_SLACK = 64 * 1024
 def _lifespan(settings: WebappSettings):  # noqa: ANN202 - an async context manager factory
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = app.state
         owned = None
-        if app.state.client is None:
-            owned = app.state.client = build_client(settings)
+        if state.client is None:
+            owned = state.client = build_client(settings)
+        state.decoder = decode_pool(settings)
+        state.decoder.start()
+        state.feedback = build_feedback(settings, state.labels)
+        if state.feedback is not None:
+            state.feedback.start()
         log.info(
             "web app started",
             extra={"fields": {"version": __version__, "backend": settings.backend,
-                              "endpoint": settings.describe_endpoint()}},
+                              "endpoint": settings.describe_endpoint(),
+                              "feedback": settings.feedback_uri or "off"}},
         )  # fmt: skip
         try:
             yield
         finally:
+            state.decoder.close()
+            if state.feedback is not None:
+                state.feedback.close()
+                state.feedback = None
             if owned is not None:
                 await owned.aclose()
-                app.state.client = None
+                state.client = None
 
     return lifespan
 
@@ -72,9 +89,14 @@ def create_app(settings: WebappSettings | None = None, *, client: PredictionClie
         summary="Classify a clothing image with the deployed Fashion-MNIST model.",
         description=(
             "Upload an image to `POST /api/predict` as multipart/form-data field `file` "
-            f"(PNG, JPEG, WebP, GIF, BMP or TIFF, up to {settings.max_upload_mb:g} MB). The app preprocesses it "
+            f"(PNG, JPEG, WebP, GIF, BMP or TIFF, up to {settings.max_upload_mb:g} MB and "
+            f"{settings.max_image_pixels:,} decoded pixels). The app preprocesses it "
             "the way Fashion-MNIST images were made (28x28 grayscale, light background inverted) and asks "
-            "the deployed endpoint. Errors are JSON `{error, message, request_id}`."
+            "the deployed endpoint. Each answer carries the prediction's `request_id`; send the correct label "
+            "to `POST /api/feedback` (when the deployment collects feedback). At most "
+            f"{settings.max_pending} uploads are in progress at once (beyond: 503 with Retry-After) and each "
+            f"is answered within {settings.deadline_s:g} s (else 408/503/504). "
+            "Errors are JSON `{error, message, request_id}`."
         ),
         version=__version__,
         debug=False,
@@ -85,13 +107,23 @@ def create_app(settings: WebappSettings | None = None, *, client: PredictionClie
     app.state.settings = settings
     app.state.client = client
     app.state.samples = load_samples()
+    app.state.labels = sample_labels(app.state.samples)  # until the endpoint names its classes
     app.state.templates = templates()
+    app.state.admission = Admission(settings.max_pending)
+    app.state.decoder = None  # the decode pool, started in the lifespan
+    app.state.feedback = None
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_SLACK)
     app.add_middleware(RequestLogMiddleware)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(router)
     _add_error_handlers(app, settings)
     return app
+
+
+def sample_labels(samples: dict[str, Sample]) -> tuple[str, ...]:
+    """The class names of the sample gallery, by class id (one sample per class)."""
+    by_id = {s.class_id: s.label for s in samples.values()}
+    return tuple(by_id[i] for i in range(len(by_id))) if set(by_id) == set(range(len(by_id))) else ()
 
 
 def _add_error_handlers(app: FastAPI, settings: WebappSettings) -> None:

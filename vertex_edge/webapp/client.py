@@ -12,6 +12,7 @@ message is safe to show to a user (no URLs, project ids or stack traces); the de
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -34,6 +35,14 @@ REQUEST_PARAMETERS = {"labels": True}
 
 
 @dataclass(frozen=True)
+class OodFlag:
+    """The server's out-of-distribution verdict: ``flag`` when the input is far from the training data."""
+
+    score: float
+    flag: bool
+
+
+@dataclass(frozen=True)
 class Prediction:
     """What the endpoint answered for one image."""
 
@@ -42,11 +51,15 @@ class Prediction:
     probabilities: tuple[float, ...]
     model_version: str
     labels: tuple[str, ...] = ()  # every class's name, index = class id
+    request_id: str | None = None  # the prediction server's id for this prediction (feedback quotes it)
+    ood: OodFlag | None = None  # only when the model has the out-of-distribution monitor
+    named: bool = True  # False when the endpoint named only the predicted class (labels made up)
 
     def __post_init__(self) -> None:
         if len(self.labels) != len(self.probabilities):  # an older server: name only what it named
             names = tuple(self.label if i == self.class_id else f"class {i}" for i in range(len(self.probabilities)))
             object.__setattr__(self, "labels", names)
+            object.__setattr__(self, "named", False)
 
     @property
     def confidence(self) -> float:
@@ -68,6 +81,13 @@ class PredictionClient(Protocol):
 # --------------------------------------------------------------------------- response parsing
 
 
+class _Ood(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    score: float = Field(allow_inf_nan=False)
+    flag: bool
+
+
 class _Item(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -76,6 +96,8 @@ class _Item(BaseModel):
     probabilities: list[float] = Field(min_length=2, max_length=1000)
     labels: list[str] | None = Field(default=None, max_length=1000)
     model_version: str | None = None
+    request_id: str | None = Field(default=None, max_length=200)
+    ood: _Ood | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> _Item:
@@ -115,7 +137,11 @@ def parse_response(body: Any, *, source: str = "endpoint", fallback_version: str
     if labels and labels[item.class_id] != item.label:
         log.warning("%s: label %r for class %d differs from %r", source, item.label, item.class_id, labels[item.class_id])
     version = item.model_version or response.model_version or fallback_version or "unknown"
-    return Prediction(label=item.label, class_id=item.class_id, probabilities=probs, model_version=version, labels=labels)
+    ood = OodFlag(score=item.ood.score, flag=item.ood.flag) if item.ood is not None else None
+    return Prediction(
+        label=item.label, class_id=item.class_id, probabilities=probs, model_version=version, labels=labels,
+        request_id=item.request_id, ood=ood,
+    )  # fmt: skip
 
 
 def _instance(image: np.ndarray) -> list[list[float]]:
@@ -133,11 +159,14 @@ class HttpPredictionClient:
 
     backend = "http"
 
-    def __init__(self, url: str, *, timeout: float, transport: Any | None = None) -> None:
+    def __init__(
+        self, url: str, *, timeout: float, max_response_bytes: int = 1 << 20, transport: Any | None = None
+    ) -> None:
         import httpx
 
         self.url = url
         self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout), transport=transport, headers={"User-Agent": "vertex-edge-webapp"}
         )
@@ -145,8 +174,10 @@ class HttpPredictionClient:
     async def predict(self, image: np.ndarray) -> Prediction:
         import httpx
 
+        payload = {"instances": [_instance(image)], "parameters": REQUEST_PARAMETERS}
         try:
-            resp = await self._client.post(self.url, json={"instances": [_instance(image)], "parameters": REQUEST_PARAMETERS})
+            async with self._client.stream("POST", self.url, json=payload) as resp:
+                raw = await self._read_capped(resp)
         except httpx.TimeoutException:
             log.warning("prediction server %s did not answer within %g s", self.url, self.timeout)
             raise CloudError(f"The prediction endpoint did not answer within {self.timeout:g} seconds.") from None
@@ -154,16 +185,33 @@ class HttpPredictionClient:
             log.warning("cannot reach prediction server %s: %s: %s", self.url, type(exc).__name__, exc)
             raise CloudError("The prediction endpoint cannot be reached right now.") from None
         if resp.status_code != 200:
-            log.warning(
-                "prediction server %s answered HTTP %d: %s", self.url, resp.status_code, _error_detail(resp.text)
-            )
+            log.warning("prediction server %s answered HTTP %d: %s", self.url, resp.status_code, _error_detail(raw.decode("utf-8", "replace")))
             raise CloudError(f"The prediction endpoint returned an error (HTTP {resp.status_code}).")
         try:
-            body = resp.json()
+            body = json.loads(raw)
         except ValueError:
             log.warning("prediction server %s answered with a body that is not JSON", self.url)
             raise CloudError(_BAD_RESPONSE) from None
         return parse_response(body, source=f"prediction server {self.url}")
+
+    async def _read_capped(self, resp: Any) -> bytes:
+        """The response body, read as it streams in and abandoned past ``max_response_bytes``
+        (counted after any content decoding, so a compressed bomb is stopped too)."""
+        limit = self.max_response_bytes
+        declared = resp.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(f"{int(declared):,} bytes declared")
+        body = bytearray()
+        async for chunk in resp.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise self._too_large(f"over {limit:,} bytes received")
+        return bytes(body)
+
+    def _too_large(self, what: str) -> CloudError:
+        limit_mb = self.max_response_bytes / (1024 * 1024)
+        log.warning("prediction server %s: answer refused, %s (limit %d bytes)", self.url, what, self.max_response_bytes)
+        return CloudError(f"The prediction endpoint sent an answer larger than the {limit_mb:g} MB limit.")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -304,4 +352,6 @@ def build_client(settings: WebappSettings) -> PredictionClient:
             endpoint_id=settings.endpoint_id,
             timeout=settings.timeout_s,
         )
-    return HttpPredictionClient(settings.endpoint_url, timeout=settings.timeout_s)
+    return HttpPredictionClient(
+        settings.endpoint_url, timeout=settings.timeout_s, max_response_bytes=settings.max_response_bytes
+    )

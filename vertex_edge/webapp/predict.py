@@ -1,20 +1,42 @@
 """One prediction as the web app makes it: decode and preprocess the upload (the shared pipeline
-of :mod:`vertex_edge.preprocess`), ask the endpoint, and say what went wrong in words a user can
-act on (:func:`failure_for`)."""
+of :mod:`vertex_edge.preprocess`) in the bounded decode pool, within the pixel budget and the
+request's deadline; ask the endpoint; and say what went wrong in words a user can act on
+(:mod:`~vertex_edge.webapp.failures`)."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
+from PIL import Image
 
-from vertex_edge.errors import CloudError
-from vertex_edge.preprocess import PreprocessError, array_to_png, decode_image, image_to_array
+from vertex_edge.preprocess import (
+    ALLOWED_FORMATS,
+    MAX_IMAGE_PIXELS,
+    PreprocessError,
+    array_to_png,
+    decode_image,
+    image_to_array,
+)
 from vertex_edge.webapp.client import Prediction, PredictionClient
-from vertex_edge.webapp.logs import BodyTooLarge
+from vertex_edge.webapp.limits import Deadline, DeadlineExceeded, WorkPool
 from vertex_edge.webapp.settings import WebappSettings
+
+#: bytes of an upload read to learn its size before decoding: every common file's header fits;
+#: a file whose header does not (or a hostile one of countless tiny chunks) is sized in the pool
+PEEK_BYTES = 64 * 1024
+#: jobs up to this many pixels may use the pool's reserved thread (they never wait behind large ones)
+CHEAP_PIXELS = 1 << 20
+#: a large JPEG is decoded at 1/2, 1/4 or 1/8 scale, never below this edge
+#: (:func:`vertex_edge.preprocess.decode_image`, which the size here must agree with)
+JPEG_DRAFT_EDGE = 1024
+
+
+Size = tuple[int, int, str]  # width, height and format of what decoding makes
+Prepared = tuple[Any, bytes]  # the 28x28 array and its PNG
 
 
 @dataclass(frozen=True)
@@ -29,62 +51,85 @@ class Outcome:
         return self.preprocess_ms + self.endpoint_ms
 
 
-@dataclass(frozen=True)
-class Failure:
-    """An error as the user sees it."""
-
-    status: int
-    code: str
-    title: str
-    message: str
+def decode_pool(settings: WebappSettings) -> WorkPool:
+    """The pool every upload is decoded in: ``decode_workers`` threads plus one for small images."""
+    return WorkPool("decode", settings.decode_workers, reserved=1, cheap_cost=CHEAP_PIXELS)
 
 
-class NoImageError(ValueError):
-    """The form had neither a file nor a sample."""
+def decoded_size(data: bytes | bytearray) -> Size | None:
+    """``(width, height, format)`` of what decoding ``data`` would make (a large JPEG: at its
+    reduced scale), from the header only; ``None`` when the header cannot be read (decoding
+    then says why)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+            if image.format == "JPEG":
+                image.draft("RGB", (JPEG_DRAFT_EDGE, JPEG_DRAFT_EDGE))
+            width, height = image.size
+            return width, height, str(image.format)
+    except Exception:  # noqa: BLE001 - any unreadable header: decode_image gives the message
+        return None
 
 
-class UnknownSampleError(ValueError):
-    """The form named a sample that does not exist."""
+def _check_budget(size: Size | None, budget: int) -> int:
+    """The pixels ``size`` decodes to; :class:`PreprocessError` over ``budget``."""
+    if size is None:
+        return budget
+    width, height, fmt = size
+    if width * height > budget:
+        scaled = " at its reduced decoding size" if fmt == "JPEG" else ""
+        raise PreprocessError(
+            f"image is {width}x{height} = {width * height:,} pixels{scaled}, over the limit of {budget:,}; "
+            "send a smaller image"
+        )
+    return width * height
 
 
-def _prepare(data: bytes, max_pixels: int) -> tuple[Any, bytes]:
-    image = decode_image(data, max_pixels=max_pixels)
+def prepare(data: bytes | bytearray, budget: int, size: Size | None = None) -> Prepared:
+    """Decode and preprocess ``data`` within ``budget`` pixels (runs in the decode pool)."""
+    if size is None:
+        size = decoded_size(data)
+    _check_budget(size, budget)
+    jpeg = size is not None and size[2] == "JPEG"  # checked at its reduced size above
+    image = decode_image(data, max_pixels=MAX_IMAGE_PIXELS if jpeg else budget)
     array = image_to_array(image)
+    del image
     return array, array_to_png(array)
 
 
-async def predict_image(data: bytes, client: PredictionClient, settings: WebappSettings) -> Outcome:
-    """Preprocess (the shared pipeline) and ask the endpoint. Raises PreprocessError/CloudError."""
+def _size_or_small(data: bytes | bytearray, budget: int) -> tuple[Size | None, Prepared | None]:
+    """The first job of every upload: the decoded size from the first :data:`PEEK_BYTES`, and
+    for an image of at most :data:`CHEAP_PIXELS` within the budget the preprocessed result
+    itself (one trip through the pool for the common case)."""
+    size = decoded_size(data[:PEEK_BYTES])
+    if size is not None and size[0] * size[1] <= min(CHEAP_PIXELS, budget):
+        return size, prepare(data, budget, size)
+    return size, None
+
+
+async def predict_image(
+    data: bytes | bytearray, client: PredictionClient, settings: WebappSettings, pool: WorkPool, deadline: Deadline
+) -> Outcome:
+    """Preprocess (the shared pipeline, in ``pool``) and ask the endpoint, within ``deadline``.
+    Raises PreprocessError, CloudError, :class:`~.limits.Busy` or :class:`DeadlineExceeded`."""
     start = time.perf_counter()
-    array, png = await run_in_threadpool(_prepare, data, settings.max_image_pixels)
+    budget = settings.max_image_pixels
+    # the header first, in the reserved thread (a small file can still be a decompression bomb);
+    # a small image is decoded there at once, anything larger is queued by its cost
+    size, prepared = await pool.run(_size_or_small, data, budget, cost=0, deadline=deadline)
+    if prepared is None:
+        if size is not None:
+            cost = _check_budget(size, budget)  # refused before anything is decoded
+        elif len(data) <= PEEK_BYTES:
+            cost = 0  # not a readable image: decoding says why, at once
+        else:
+            cost = budget  # a header longer than the peek: sized (and refused) in the pool
+        prepared = await pool.run(prepare, data, budget, size, cost=cost, deadline=deadline)
+    array, png = prepared
     ready = time.perf_counter()
-    prediction = await client.predict(array)
+    try:
+        async with asyncio.timeout(deadline.remaining()):
+            prediction = await client.predict(array)
+    except TimeoutError:
+        raise DeadlineExceeded("the prediction endpoint", deadline.seconds) from None
     done = time.perf_counter()
     return Outcome(prediction, png, (ready - start) * 1000, (done - ready) * 1000)
-
-
-def failure_for(exc: BaseException, settings: WebappSettings, rid: str | None = None) -> Failure:
-    """Map an exception to what the user is told. Unknown exceptions become a generic 500."""
-    limit = f"{settings.max_upload_mb:g} MB"
-    if isinstance(exc, BodyTooLarge):
-        size = f" This one is {exc.size / (1024 * 1024):.1f} MB." if exc.size else ""
-        return Failure(413, "too_large", "The image is too large", f"Uploads are limited to {limit}.{size}")
-    if isinstance(exc, NoImageError):
-        return Failure(
-            400, "no_image", "Choose an image first",
-            f"Upload a photo of one clothing item (PNG, JPEG, WebP, GIF, BMP or TIFF, up to {limit}) or pick a sample.",
-        )
-    if isinstance(exc, UnknownSampleError):
-        return Failure(400, "unknown_sample", "Unknown sample", "Pick one of the sample images shown on the page.")
-    if isinstance(exc, PreprocessError):
-        return Failure(400, "invalid_image", "That file is not an image the model can read", sentence(str(exc)))
-    if isinstance(exc, CloudError):
-        return Failure(502, "endpoint_error", "The model could not answer", f"{exc.message} Try again in a moment.")
-    ref = f" (request id {rid})" if rid else ""
-    return Failure(500, "internal_error", "Something went wrong", f"The error was logged{ref}; please try again.")
-
-
-def sentence(text: str) -> str:
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."

@@ -22,6 +22,11 @@ from vertex_edge.preprocess import MAX_IMAGE_PIXELS
 #: The local prediction server that ``python edge.py serve`` starts (Vertex custom-container contract).
 DEFAULT_ENDPOINT_URL = "http://127.0.0.1:8080/predict"
 
+#: Pixels an image may decode to by default: a 4K screenshot (3840x2160) fits; the memory sizing
+#: behind it is in the chart (helm/webapp/values.yaml, resources). A large JPEG is decoded at a
+#: reduced size, so a 12-megapixel phone photo counts as 3.
+DEFAULT_IMAGE_PIXELS = 8_388_608  # 8 MiP = 4096 x 2048
+
 _ENDPOINT_ID_RE = re.compile(r"^(\d{1,30}|projects/[^/\s]+/locations/[a-z0-9-]+/endpoints/\d{1,30})$")
 
 #: field name -> environment variable
@@ -34,6 +39,12 @@ ENV_VARS: dict[str, str] = {
     "timeout_s": "EDGE_WEBAPP_TIMEOUT_S",
     "max_upload_mb": "EDGE_WEBAPP_MAX_UPLOAD_MB",
     "max_image_pixels": "EDGE_WEBAPP_MAX_IMAGE_PIXELS",
+    "decode_workers": "EDGE_WEBAPP_DECODE_WORKERS",
+    "max_pending": "EDGE_WEBAPP_MAX_PENDING",
+    "deadline_s": "EDGE_WEBAPP_DEADLINE_S",
+    "max_response_mb": "EDGE_WEBAPP_MAX_RESPONSE_MB",
+    "feedback_uri": "EDGE_FEEDBACK_URI",
+    "model_input_logged": "EDGE_WEBAPP_MODEL_INPUT_LOGGED",
     "host": "EDGE_WEBAPP_HOST",
     "port": "EDGE_WEBAPP_PORT",
     "log_level": "EDGE_WEBAPP_LOG_LEVEL",
@@ -64,7 +75,27 @@ class WebappSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0, le=300, description="seconds to wait for the endpoint")
     max_upload_mb: float = Field(default=5.0, gt=0, le=100, description="largest upload accepted, in MB (MiB)")
     max_image_pixels: int = Field(
-        default=MAX_IMAGE_PIXELS, ge=784, le=MAX_IMAGE_PIXELS, description="largest image accepted, in pixels"
+        default=DEFAULT_IMAGE_PIXELS,
+        ge=784,
+        le=MAX_IMAGE_PIXELS,
+        description=f"most pixels an image may decode to (a large JPEG counts at its reduced decoding size), "
+        f"at most {MAX_IMAGE_PIXELS:,}",
+    )
+    decode_workers: int = Field(default=2, ge=1, le=16, description="images decoded at once (threads)")
+    max_pending: int = Field(
+        default=32, ge=1, le=1024, description="uploads in progress at once; beyond, 503 with Retry-After"
+    )
+    deadline_s: float = Field(
+        default=25.0, gt=0, le=300, description="seconds an upload may take from its first byte to the answer"
+    )
+    max_response_mb: float = Field(
+        default=1.0, gt=0, le=100, description="largest answer read from the prediction endpoint, in MB (MiB)"
+    )
+    feedback_uri: str | None = Field(
+        default=None, min_length=1, description="a folder or gs://bucket/path for feedback labels (unset: no feedback)"
+    )
+    model_input_logged: bool = Field(
+        default=False, description="whether the endpoint logs the 28x28 image it saw (the privacy line says so)"
     )
     host: str = Field(default="127.0.0.1", min_length=1, description="interface to listen on")
     port: int = Field(default=8000, ge=1, le=65535, description="port to listen on")
@@ -79,6 +110,13 @@ class WebappSettings(BaseModel):
             raise ValueError("expected an http:// or https:// URL such as " + DEFAULT_ENDPOINT_URL)
         if parts.username or parts.password:
             raise ValueError("the URL must not carry credentials")
+        return value
+
+    @field_validator("feedback_uri")
+    @classmethod
+    def _feedback_uri(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value and not value.startswith(("gs://", "file://")):
+            raise ValueError("expected a folder or gs://bucket/path")
         return value
 
     @field_validator("endpoint_id")
@@ -106,6 +144,10 @@ class WebappSettings(BaseModel):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_response_bytes(self) -> int:
+        return int(self.max_response_mb * 1024 * 1024)
 
     def describe_endpoint(self) -> str:
         """Where predictions come from, for logs and the CLI (no secrets: URLs carry none)."""

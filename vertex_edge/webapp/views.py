@@ -12,9 +12,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from vertex_edge import __version__
+from vertex_edge.monitoring.settings import privacy_line
+from vertex_edge.webapp.failures import Failure
 from vertex_edge.webapp.logs import request_id
 from vertex_edge.webapp.models import ErrorResponse
-from vertex_edge.webapp.predict import Failure, Outcome
+from vertex_edge.webapp.predict import Outcome
 from vertex_edge.webapp.samples import Sample
 from vertex_edge.webapp.settings import WebappSettings
 
@@ -34,7 +36,9 @@ def _pct(p: float) -> str:
     return f"{p * 100:.1f}%"
 
 
-def result_view(outcome: Outcome, root: str, sample: Sample | None) -> dict[str, Any]:
+def result_view(outcome: Outcome, root: str, sample: Sample | None, *, feedback: bool = False) -> dict[str, Any]:
+    """What the result fragment shows. An out-of-distribution answer keeps the model's guess,
+    de-emphasised under a "not sure this is a clothing item" message."""
     pred = outcome.prediction
     bars = [
         {"name": name, "pct": _pct(p), "width": round(p * 100, 2), "top": i == pred.class_id}
@@ -52,6 +56,12 @@ def result_view(outcome: Outcome, root: str, sample: Sample | None) -> dict[str,
         "correct": (sample.class_id == pred.class_id) if sample else None,
         "endpoint_ms": round(outcome.endpoint_ms),
         "total_ms": round(outcome.total_ms),
+        "ood": bool(pred.ood and pred.ood.flag),
+        "ood_score": f"{pred.ood.score:.3g}" if pred.ood else None,
+        "request_id": pred.request_id,
+        # the control needs the prediction's id and real class names to answer with
+        "feedback": feedback and bool(pred.request_id) and pred.named,
+        "labels": list(pred.labels),
     }
 
 
@@ -80,9 +90,10 @@ def page(
         "max_upload_mb": f"{settings.max_upload_mb:g}",
         "max_upload_bytes": settings.max_upload_bytes,
         "backend_label": "a Vertex AI endpoint" if settings.backend == "vertex" else "the local prediction server",
-        "result": result_view(outcome, root, sample) if outcome else None,
+        "result": result_view(outcome, root, sample, feedback=state.feedback is not None) if outcome else None,
         "failure": failure,
         "version": __version__,
+        "privacy": privacy_line(model_input_logged=settings.model_input_logged),
     }
     fragment = request.headers.get(FRAGMENT_HEADER) == "1"
     response = state.templates.TemplateResponse(
@@ -97,9 +108,14 @@ def error_response(request: Request, failure: Failure) -> Response:
     """The error as JSON for the API, as plain text for static files, else as the page."""
     rid = request_id(request.scope)
     request.state.log_fields = {"error": failure.code}
+    headers = {"retry-after": str(failure.retry_after)} if failure.retry_after is not None else {}
     if wants_json(request):
         body = ErrorResponse(error=failure.code, message=failure.message, request_id=rid)
-        return JSONResponse(body.model_dump(), status_code=failure.status, headers={"cache-control": "no-store"})
+        return JSONResponse(
+            body.model_dump(), status_code=failure.status, headers={"cache-control": "no-store", **headers}
+        )
     if request.url.path.startswith("/static/"):
-        return PlainTextResponse(failure.message, status_code=failure.status)
-    return page(request, failure=failure, status=failure.status)
+        return PlainTextResponse(failure.message, status_code=failure.status, headers=headers)
+    response = page(request, failure=failure, status=failure.status)
+    response.headers.update(headers)
+    return response

@@ -12,6 +12,8 @@
   const maxMb = form.dataset.maxMb || "";
   let objectUrl = null;
   let pending = null;
+  const shown = result.querySelector("form.feedback");
+  if (shown) shown.hidden = false;
 
   function showError(title, message) {
     const box = document.createElement("div");
@@ -69,6 +71,8 @@
         if (placeholder) placeholder.remove();
       }
       result.dataset.state = response.ok ? "done" : "error";
+      const feedback = result.querySelector("form.feedback");
+      if (feedback) feedback.hidden = false; // the "Was this right?" control needs this script
     } catch (err) {
       if (err && err.name === "AbortError") return;
       showError("The web app cannot be reached", "Check your connection and try again.");
@@ -96,6 +100,48 @@
     data.append("file", file, file.name || "upload");
     send(data, objectUrl);
   }
+
+  async function sendFeedback(feedback, label) {
+    const status = feedback.querySelector(".feedback-status");
+    const buttons = feedback.querySelectorAll("button");
+    buttons.forEach(function (b) { b.disabled = true; });
+    status.classList.remove("error");
+    status.textContent = "Sending…";
+    try {
+      const response = await fetch(feedback.action, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        body: JSON.stringify({
+          request_id: feedback.dataset.requestId,
+          instance: 0,
+          label: label,
+          predicted: Number(feedback.dataset.predicted),
+        }),
+      });
+      const body = await response.json().catch(function () { return {}; });
+      if (response.ok) {
+        status.textContent = "Thank you: recorded as " + body.label + ".";
+        feedback.dataset.state = "done";
+        return;
+      }
+      status.textContent = body.message || ("The answer was not recorded (HTTP " + response.status + ").");
+    } catch (err) {
+      status.textContent = "The answer was not recorded: the web app cannot be reached.";
+    }
+    status.classList.add("error");
+    buttons.forEach(function (b) { b.disabled = false; });
+  }
+
+  // "Was this right?": yes sends the predicted label, the other button the one picked
+  result.addEventListener("click", function (event) {
+    const button = event.target.closest("button[data-answer]");
+    const feedback = button && button.closest("form.feedback");
+    if (!feedback) return;
+    event.preventDefault();
+    const select = feedback.querySelector("select[name=label]");
+    const label = button.dataset.answer === "yes" ? select.options[Number(feedback.dataset.predicted)].value : select.value;
+    sendFeedback(feedback, label);
+  });
 
   input.addEventListener("change", function () {
     sendFile(input.files && input.files[0]);
