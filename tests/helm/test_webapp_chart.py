@@ -52,7 +52,7 @@ def test_chart_lints_clean_and_every_manifest_is_valid(values: dict[str, Any]) -
 
 def test_default_values_render_a_hardened_deployment_with_health_probes() -> None:
     manifests = render_chart(CHART, {}, release="webapp")
-    assert sorted(m["kind"] for m in manifests) == ["Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"]
+    assert sorted(m["kind"] for m in manifests) == ["Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount"]
     (deployment,) = by_kind(manifests, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     c = container(manifests)
@@ -69,7 +69,7 @@ def test_default_values_render_a_hardened_deployment_with_health_probes() -> Non
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"]["drop"] == ["ALL"]
-    # uploads spool to a writable /tmp
+    # a small writable /tmp for libraries (uploads are read into memory, never spooled to disk)
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
     assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
     # the local/in-cluster prediction server
