@@ -12,6 +12,8 @@ import yaml
 
 from tests.conftest import git
 from vertex_edge.cli.edge import main
+from vertex_edge.cli.train import webapp_chart_values
+from vertex_edge.config import parse_config
 
 GCP_EDGE_YAML = {"target": "gcp", "gcp": {"project": "my-proj-123", "region": "europe-west4"}}
 
@@ -53,7 +55,9 @@ def test_vertex_dry_run_prints_the_custom_job_spec_without_credentials(
     assert [p["replica_count"] for p in pools] == [1, 1]
     assert pools[0]["machine_spec"]["accelerator_type"] == "NVIDIA_TESLA_T4"
     assert pools[0]["container_spec"]["image_uri"] == f"europe-west4-docker.pkg.dev/my-proj-123/edge/trainer:{commit}"
-    assert job["job_spec"]["base_output_directory"]["output_uri_prefix"].startswith("gs://my-proj-123-edge/vertex/jobs/")
+    assert job["job_spec"]["base_output_directory"]["output_uri_prefix"].startswith(
+        "gs://my-proj-123-edge/vertex/jobs/"
+    )
     assert job["labels"]["git_commit"] == commit
     assert not (project / "vertex_job.json").exists() and not (project / "models").exists()
 
@@ -63,7 +67,9 @@ def test_vertex_dry_run_from_a_fresh_checkout_with_project_flag(
 ) -> None:
     """No edge.yaml, no gcp section, no prepared data: --project is enough to see the CustomJob."""
     assert not (project / "edge.yaml").exists()
-    code, out, err = edge("train", "--backend", "vertex", "--dry-run", "--project", "demo-proj-42", "--region", "europe-west1")
+    code, out, err = edge(
+        "train", "--backend", "vertex", "--dry-run", "--project", "demo-proj-42", "--region", "europe-west1"
+    )
     assert code == 0, err
     spec = json.loads(out)
     assert spec["project"] == "demo-proj-42" and spec["location"] == "europe-west1"
@@ -89,7 +95,9 @@ def test_dry_run_without_gcp_config_says_what_to_do(edge: Callable[..., tuple[in
 def test_local_dry_run_names_the_stage(edge: Callable[..., tuple[int, str, str]], project: Path) -> None:
     (project / "edge.yaml").write_text(yaml.safe_dump({"target": "local"}))
     code, out, _ = edge("train", "--dry-run")
-    assert code == 0 and "would train here: data/prepared -> models/fashion-mnist" in out and "nothing was changed" in out
+    assert (
+        code == 0 and "would train here: data/prepared -> models/fashion-mnist" in out and "nothing was changed" in out
+    )
 
 
 def test_pipeline_use_and_show(edge: Callable[..., tuple[int, str, str]], project: Path) -> None:
@@ -110,7 +118,9 @@ def test_pipeline_use_and_show(edge: Callable[..., tuple[int, str, str]], projec
     assert code == 2 and "expected one of local, vertex" in err
 
 
-def test_pipeline_use_refuses_to_drop_hand_edits_without_yes(edge: Callable[..., tuple[int, str, str]], project: Path) -> None:
+def test_pipeline_use_refuses_to_drop_hand_edits_without_yes(
+    edge: Callable[..., tuple[int, str, str]], project: Path
+) -> None:
     edited = (project / "dvc-step1.yaml").read_text() + "# my own edit\n"
     (project / "dvc.yaml").write_text(edited)
     code, out, _ = edge("pipeline", "show")
@@ -131,3 +141,19 @@ def test_images_are_tagged_with_the_commit(edge: Callable[..., tuple[int, str, s
     assert out.split() == [f"{registry}/{n}:{commit}" for n in ("trainer", "prediction", "webapp")]
     code, out, _ = edge("images", "--only", "prediction", "--tag", "v1")
     assert out.strip() == f"{registry}/prediction:v1"
+
+
+def test_webapp_values_name_the_endpoint_and_the_feedback_prefix(project: Path) -> None:
+    config = parse_config(GCP_EDGE_YAML)
+    values = webapp_chart_values(config, project, "europe-west4-docker.pkg.dev/p/edge/webapp:abc", endpoint_id="42")
+    assert values["image"] == {"repository": "europe-west4-docker.pkg.dev/p/edge/webapp", "tag": "abc"}
+    assert values["endpoint"] == {"backend": "vertex", "id": "42"}
+    assert values["feedback"] == {
+        "uri": "gs://my-proj-123-edge/monitoring/fashion-mnist/feedback",
+        "modelInputLogged": True,
+    }
+    off = parse_config({**GCP_EDGE_YAML, "monitoring": {"capture": False, "request_response_logging": False}})
+    assert webapp_chart_values(off, project, "r/webapp:t", endpoint_id="42")["feedback"] == {
+        "uri": "",
+        "modelInputLogged": False,
+    }

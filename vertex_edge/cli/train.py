@@ -28,6 +28,7 @@ from vertex_edge.config import EdgeConfig, parse_config
 from vertex_edge.errors import ConfigError, NotProvisionedError, UsageError
 from vertex_edge.fsutil import atomic_write_bytes
 from vertex_edge.gitinfo import git_info
+from vertex_edge.monitoring.settings import MonitoringPaths
 from vertex_edge.training.stage import TrainStage, run_train_stage
 from vertex_edge.vertex.backend import cancel_policy, plan_job
 
@@ -59,27 +60,39 @@ def train(
         typer.Option("--backend", envvar="EDGE_TRAIN_BACKEND", help="local, vertex (Vertex AI) or vertex-local."),
     ] = "local",
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print what would run (the CustomJob spec as JSON for vertex); change nothing.")
+        bool,
+        typer.Option("--dry-run", help="Print what would run (the CustomJob spec as JSON for vertex); change nothing."),
     ] = False,
     project: Annotated[
         Optional[str],
-        typer.Option("--project", envvar="EDGE_GCP_PROJECT",
-                     help="vertex --dry-run: the GCP project to plan for (default edge.yaml gcp.project)."),
+        typer.Option(
+            "--project",
+            envvar="EDGE_GCP_PROJECT",
+            help="vertex --dry-run: the GCP project to plan for (default edge.yaml gcp.project).",
+        ),
     ] = None,  # fmt: skip
     region: Annotated[
         Optional[str],
-        typer.Option("--region", envvar="EDGE_GCP_REGION", help="vertex --dry-run: the region (default edge.yaml, else us-central1)."),
+        typer.Option(
+            "--region",
+            envvar="EDGE_GCP_REGION",
+            help="vertex --dry-run: the region (default edge.yaml, else us-central1).",
+        ),
     ] = None,  # fmt: skip
     attach: Annotated[
-        Optional[str], typer.Option("--attach", help="Wait for an existing job (vertex, vertex-local) instead of submitting.")
+        Optional[str],
+        typer.Option("--attach", help="Wait for an existing job (vertex, vertex-local) instead of submitting."),
     ] = None,
     replicas: Annotated[
         Optional[int], typer.Option("--replicas", min=1, help="Replica count (default edge.yaml vertex.training).")
     ] = None,
     on_interrupt: Annotated[
         str,
-        typer.Option("--on-interrupt", envvar="EDGE_VERTEX_ON_INTERRUPT",
-                     help="Ctrl-C while a Vertex AI job runs: ask, cancel or keep."),
+        typer.Option(
+            "--on-interrupt",
+            envvar="EDGE_VERTEX_ON_INTERRUPT",
+            help="Ctrl-C while a Vertex AI job runs: ask, cancel or keep.",
+        ),
     ] = "ask",  # fmt: skip
     offline: Annotated[bool, typer.Option("--offline", help="Do not track the run (EDGE_OFFLINE=1).")] = False,
 ) -> None:
@@ -144,7 +157,9 @@ def active_pipeline(repo: Path) -> str | None:
 def pipeline_use(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="local (dvc-step1.yaml) or vertex (dvc-step2.yaml).")],
-    yes: Annotated[bool, typer.Option("--yes", "-y", envvar="EDGE_YES", help="Overwrite a hand-edited dvc.yaml.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", envvar="EDGE_YES", help="Overwrite a hand-edited dvc.yaml.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")] = False,
 ) -> None:
     """Make dvc.yaml a copy of the chosen pipeline (written atomically)."""
@@ -188,9 +203,7 @@ def pipeline_show(ctx: typer.Context) -> None:
     if current is None:
         raise ConfigError("there is no dvc.yaml", hint="run 'python edge.py pipeline use local' (or vertex)")
     if current == "custom":
-        app_ctx.console.print(
-            f"active pipeline: custom (dvc.yaml matches neither {' nor '.join(PIPELINES.values())})"
-        )
+        app_ctx.console.print(f"active pipeline: custom (dvc.yaml matches neither {' nor '.join(PIPELINES.values())})")
         return
     app_ctx.console.print(f"active pipeline: {current} (dvc.yaml = {PIPELINES[current]})")
 
@@ -232,17 +245,29 @@ def images(
             typer.echo(uri)
 
 
-def _webapp_values(app_ctx: AppContext, config: object, image: str) -> dict[str, object]:
-    """helm/webapp values: the web-app image and the Vertex AI endpoint recorded in the state."""
-
-    gcp = config.gcp  # type: ignore[attr-defined]
-    state, _ = setup_gcp.state_store(app_ctx, config).load()  # type: ignore[arg-type]
+def _webapp_values(app_ctx: AppContext, config: EdgeConfig, image: str) -> dict[str, object]:
+    """helm/webapp values for the Vertex AI endpoint recorded in the gcp state."""
+    state, _ = setup_gcp.state_store(app_ctx, config).load()
     endpoint = state.resources.get("endpoint") if state else None
     if endpoint is None or not endpoint.location:
-        raise NotProvisionedError("the state records no Vertex AI endpoint", hint="run 'python edge.py setup --target gcp'")
+        raise NotProvisionedError(
+            "the state records no Vertex AI endpoint", hint="run 'python edge.py setup --target gcp'"
+        )
+    return webapp_chart_values(config, app_ctx.repo, image, endpoint_id=endpoint.location.rsplit("/", 1)[-1])
+
+
+def webapp_chart_values(config: EdgeConfig, repo: Path, image: str, *, endpoint_id: str) -> dict[str, object]:
+    """The web-app image, its endpoint, and where "Was this right?" answers go (the bucket's feedback
+    prefix that ``edge.py monitor`` reads; none when capture is off: nothing to join them to)."""
+    gcp = config.require_gcp("writing the web app's values")
     repository, _, tag = image.rpartition(":")
+    monitoring = config.monitoring
     return {
         "image": {"repository": repository, "tag": tag},
-        "endpoint": {"backend": "vertex", "id": endpoint.location.rsplit("/", 1)[-1]},
+        "endpoint": {"backend": "vertex", "id": endpoint_id},
         "gcp": {"project": gcp.project, "region": gcp.region},
+        "feedback": {
+            "uri": MonitoringPaths.for_config(config, repo).feedback if monitoring.capture else "",
+            "modelInputLogged": monitoring.request_response_logging and monitoring.sample_rate > 0,
+        },
     }
