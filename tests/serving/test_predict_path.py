@@ -1,4 +1,4 @@
-"""The predict route is answered before FastAPI (vertex_edge.serving.app.Predictor): the one-step
+"""The predict route is answered before FastAPI (vertex_edge.serving.predict.Predictor): the one-step
 numpy conversion and the per-instance path give the same answers, FastAPI still answers
 everything else, a failing model call is a logged 500 with the documented body."""
 

@@ -11,6 +11,11 @@ import os
 import sys
 from collections.abc import Callable
 
+import uvicorn
+
+from vertex_edge.errors import EdgeError
+from vertex_edge.serving.app import create_app
+from vertex_edge.serving.logs import configure_logging
 from vertex_edge.serving.settings import ServerSettings
 
 
@@ -21,11 +26,6 @@ def serve(
     on_started: Callable[[ServerSettings], None] | None = None,
 ) -> int:
     """Run uvicorn until it is stopped; return the exit code."""
-    import uvicorn
-
-    from vertex_edge.serving.app import create_app
-    from vertex_edge.serving.logs import configure_logging
-
     configure_logging(log_level)
     log = logging.getLogger("vertex_edge.serving")
     outcome = {"code": 0}
@@ -63,8 +63,6 @@ def serve(
 
 
 def main() -> int:
-    from vertex_edge.errors import EdgeError
-
     try:
         settings = ServerSettings.from_env(os.environ)
     except EdgeError as exc:

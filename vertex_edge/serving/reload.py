@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from vertex_edge.errors import EdgeError
+from vertex_edge.registry import served_version
 from vertex_edge.serving.model import LoadedModel
 
 log = logging.getLogger("vertex_edge.serving")
@@ -36,9 +38,6 @@ async def follow_endpoint(
     endpoint_file: Path, state: _State, load: Callable[[str], LoadedModel], interval_s: float
 ) -> None:
     """Poll ``endpoint_file`` every ``interval_s`` seconds until cancelled."""
-    from vertex_edge.errors import EdgeError
-    from vertex_edge.registry import served_version
-
     loop = asyncio.get_running_loop()
     seen = None  # check once at start too: a deployment may have happened while loading
     while True:

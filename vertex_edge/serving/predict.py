@@ -1,0 +1,104 @@
+"""``POST <predict route>``: the pure ASGI handler that answers predictions (see
+:mod:`vertex_edge.serving.app` for why FastAPI never runs it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from vertex_edge.serving import jsonio
+from vertex_edge.serving.asgi import Receive, Scope, Send
+from vertex_edge.serving.batching import MicroBatcher
+from vertex_edge.serving.body import is_json, parse_instances, read_body, to_batch
+from vertex_edge.serving.model import LoadedModel
+from vertex_edge.serving.problems import INTERNAL_BODY, Problem, error_body, raw_headers
+from vertex_edge.serving.settings import ServerSettings
+from vertex_edge.serving.state import ServingState
+
+log = logging.getLogger("vertex_edge.serving")
+
+
+class Predictor:
+    """``POST <predict route>`` as a pure ASGI handler: the body is read (and refused past the
+    size limit), parsed, checked, batched with other requests' images and answered."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        state: ServingState,
+        batcher: MicroBatcher[LoadedModel],
+        pools: dict[str, ThreadPoolExecutor],
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.batcher = batcher
+        self.pools = pools
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, fields: dict[str, Any]) -> None:
+        headers: list[tuple[bytes, bytes]] = []
+        try:
+            with self.batcher.incoming() as ticket:
+                batch, with_labels = await self._parse(scope, receive, fields)
+                probs, model = await self.batcher.submit(batch, ticket)
+            status, body = 200, jsonio.dumps(predictions(probs, model, with_labels=with_labels))
+        except Problem as problem:
+            status, body = problem.code, error_body(problem)
+            headers = raw_headers(problem.headers)
+        except Exception:  # noqa: BLE001 - any other failure is a logged 500, as FastAPI would answer
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            status, body = 500, INTERNAL_BODY
+        fields["status"] = status
+        headers += [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _parse(self, scope: Scope, receive: Receive, fields: dict[str, Any]) -> tuple[np.ndarray, bool]:
+        content_type = declared = None
+        for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+            if name == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
+            elif name == b"content-length" and declared is None:
+                declared = value.decode("latin-1")
+        if content_type is not None and not is_json(content_type):
+            raise Problem(
+                415,
+                f"the body is sent as {content_type.split(';')[0].strip()!r}; expected application/json "
+                "(add the header 'Content-Type: application/json')",
+            )
+        settings = self.settings
+        body = await read_body(receive, declared, settings.max_body_bytes)
+        if self.state.model is None:
+            raise Problem(
+                503, "no model is loaded yet; retry when the health route answers 200", headers={"Retry-After": "5"}
+            )
+        try:
+            payload = jsonio.loads(body)
+        except ValueError as exc:
+            raise Problem(400, f'the body is not valid JSON ({exc}); expected {{"instances": [...]}}') from None
+        instances, with_labels = parse_instances(payload, settings.max_instances)
+        fields["instances"] = len(instances)
+        # JSON true/false are not pixel values; skip looking for them when the body has none
+        check_booleans = b"true" in body or b"false" in body
+        if any(isinstance(i, dict) for i in instances):
+            # image decoding stays off the event loop, in the bounded pool
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self.pools.get("images"), to_batch, instances, check_booleans
+            ), with_labels
+        return to_batch(instances, check_booleans), with_labels
+
+
+def predictions(probs: np.ndarray, model: LoadedModel, *, with_labels: bool = False) -> dict[str, Any]:
+    """The answer's body for one request's rows of probabilities."""
+    labels = model.labels
+    ids = probs.argmax(axis=1).tolist()
+    items = [{"label": labels[k], "class_id": k, "probabilities": row} for k, row in zip(ids, probs, strict=True)]
+    if with_labels:  # every class's name, from the model card (the web app asks; Vertex AI passes it on)
+        names = list(labels)
+        for item in items:
+            item["labels"] = names
+    return {"predictions": items, "model_version": model.version}

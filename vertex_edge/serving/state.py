@@ -1,0 +1,14 @@
+"""What the routes see: the current model (swapped whole on a reload) and the load status."""
+
+from __future__ import annotations
+
+from vertex_edge.serving.model import LoadedModel
+
+
+class ServingState:
+    """The served model and how loading it went; changed only on the event loop."""
+
+    def __init__(self) -> None:
+        self.model: LoadedModel | None = None
+        self.status = "loading"
+        self.error: str | None = None
