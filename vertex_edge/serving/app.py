@@ -34,6 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from vertex_edge.errors import EdgeError
+from vertex_edge.monitoring.capture import Capture
 from vertex_edge.serving import jsonio, schemas
 from vertex_edge.serving.asgi import ASGIApp, Receive, Scope, Send
 from vertex_edge.serving.batching import MicroBatcher
@@ -46,6 +47,9 @@ from vertex_edge.serving.settings import ServerSettings
 from vertex_edge.serving.state import ServingState
 
 log = logging.getLogger("vertex_edge.serving")
+
+#: the capture's counters (not part of Vertex AI's contract: reachable inside the container and locally)
+CAPTURE_ROUTE = "/capture"
 
 
 class EdgeApp(FastAPI):
@@ -93,17 +97,21 @@ def create_app(
         model.warm_up(warm_sizes)
         return model
 
+    def fail(logged: str, reason: str | None = None) -> None:
+        state.status, state.error = "failed", reason or logged
+        log.error("%s", logged)
+        if on_fatal is not None:
+            on_fatal(reason or logged)
+
     async def start() -> None:
+        if state.status == "failed":  # capture could not start: the server is stopping
+            return
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
             model = await loop.run_in_executor(None, load, settings.storage_uri)
         except Exception as exc:  # noqa: BLE001 - any load failure is reported, then fatal
-            message = exc.message if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
-            state.status, state.error = "failed", message
-            log.error("cannot load the model from %s: %s", settings.storage_uri, message)
-            if on_fatal is not None:
-                on_fatal(message)
+            fail(f"cannot load the model from {settings.storage_uri}: {_message(exc)}", _message(exc))
             return
         state.model, state.status = model, "ready"
         log.info(
@@ -118,6 +126,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
+        try:
+            state.capture = _start_capture(settings, storage_client_factory)
+        except Exception as exc:  # noqa: BLE001 - a server told to capture that cannot must say so and stop
+            fail(f"cannot capture predictions to {settings.capture.uri}: {_message(exc)}")
         await batcher.start()
         # b64 images are decoded two at a time at most: decoding needs memory (a 16-megapixel
         # PNG is 64 MB while it is decoded), so concurrent uploads must not multiply it
@@ -130,6 +142,9 @@ def create_app(
             await asyncio.gather(loader, return_exceptions=True)
             await batcher.stop()
             pools.pop("images").shutdown(wait=False, cancel_futures=True)
+            if state.capture is not None:  # what is queued is written before the process ends
+                await asyncio.get_running_loop().run_in_executor(None, state.capture.stop)
+                state.capture = None
 
     app = EdgeApp(
         title="vertex-edge prediction server",
@@ -147,6 +162,25 @@ def create_app(
     return app
 
 
+def _message(exc: Exception) -> str:
+    return exc.message if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
+
+
+def _start_capture(settings: ServerSettings, client_factory: StorageClientFactory | None) -> Capture | None:
+    """The prediction capture (EDGE_CAPTURE_*), started; None when it is off."""
+    if not settings.capture.enabled:
+        return None
+    capture = Capture.from_settings(settings.capture, client_factory=client_factory)
+    capture.start()
+    log.info(
+        "capturing %g of the predictions to %s",
+        settings.capture.sample_rate,
+        settings.capture.uri,
+        extra={"fields": {"capture_uri": settings.capture.uri, "sample_rate": settings.capture.sample_rate}},
+    )
+    return capture
+
+
 def _add_routes(app: FastAPI, settings: ServerSettings, state: ServingState) -> None:
     """The routes FastAPI answers (health), the predict route's documentation, error handlers."""
 
@@ -158,6 +192,11 @@ def _add_routes(app: FastAPI, settings: ServerSettings, state: ServingState) -> 
         body = {"status": state.status, "error": state.error}
         return Response(jsonio.dumps(body), status_code=503, media_type=JSON, headers={"Retry-After": "5"})
 
+    async def capture() -> Response:
+        current = state.capture
+        body = current.stats() if current is not None else {"enabled": False}
+        return Response(jsonio.dumps(body), media_type=JSON)
+
     async def predict() -> Response:  # pragma: no cover - Predictor answers this route
         # documents the route (its name makes the OpenAPI operationId, as before)
         raise RuntimeError("POST predict is answered by Predictor, before FastAPI")
@@ -168,6 +207,14 @@ def _add_routes(app: FastAPI, settings: ServerSettings, state: ServingState) -> 
         methods=["GET"],
         summary="Health: 200 once the model is loaded and warmed up, 503 before",
         responses={200: {"model": schemas.HealthResponse}, 503: {"model": schemas.HealthResponse}},
+        response_class=Response,
+    )
+    app.add_api_route(
+        CAPTURE_ROUTE,
+        capture,
+        methods=["GET"],
+        summary="Prediction capture counters (queued, captured, dropped, written, failed)",
+        responses={200: {"model": schemas.CaptureStats}},
         response_class=Response,
     )
     app.add_api_route(

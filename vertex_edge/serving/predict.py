@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from vertex_edge.monitoring.capture import RequestIds
 from vertex_edge.serving import jsonio
 from vertex_edge.serving.asgi import Receive, Scope, Send
 from vertex_edge.serving.batching import MicroBatcher
@@ -24,7 +25,8 @@ log = logging.getLogger("vertex_edge.serving")
 
 class Predictor:
     """``POST <predict route>`` as a pure ASGI handler: the body is read (and refused past the
-    size limit), parsed, checked, batched with other requests' images and answered."""
+    size limit), parsed, checked, batched with other requests' images and answered; the answer
+    gets a request id and is offered to the capture (a queue append, never a wait)."""
 
     def __init__(
         self,
@@ -37,14 +39,19 @@ class Predictor:
         self.state = state
         self.batcher = batcher
         self.pools = pools
+        self.request_id = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, fields: dict[str, Any]) -> None:
         headers: list[tuple[bytes, bytes]] = []
         try:
             with self.batcher.incoming() as ticket:
                 batch, with_labels = await self._parse(scope, receive, fields)
-                probs, model = await self.batcher.submit(batch, ticket)
-            status, body = 200, jsonio.dumps(predictions(probs, model, with_labels=with_labels))
+                rows, model = await self.batcher.submit(batch, ticket)
+            request_id = fields["request_id"] = self.request_id()
+            capture = self.state.capture
+            if capture is not None:
+                capture.offer(request_id, model.monitor, rows)
+            status, body = 200, jsonio.dumps(predictions(rows, model, request_id, with_labels=with_labels))
         except Problem as problem:
             status, body = problem.code, error_body(problem)
             headers = raw_headers(problem.headers)
@@ -92,11 +99,19 @@ class Predictor:
         return to_batch(instances, check_booleans), with_labels
 
 
-def predictions(probs: np.ndarray, model: LoadedModel, *, with_labels: bool = False) -> dict[str, Any]:
-    """The answer's body for one request's rows of probabilities."""
+def predictions(rows: np.ndarray, model: LoadedModel, request_id: str, *, with_labels: bool = False) -> dict[str, Any]:
+    """The answer's body for one request's packed rows (probabilities, then the monitor columns)."""
     labels = model.labels
+    probs = rows if rows.shape[1] == len(labels) else rows[:, : len(labels)]
     ids = probs.argmax(axis=1).tolist()
-    items = [{"label": labels[k], "class_id": k, "probabilities": row} for k, row in zip(ids, probs, strict=True)]
+    items = [
+        {"label": labels[k], "class_id": k, "probabilities": row, "request_id": request_id}
+        for k, row in zip(ids, probs, strict=True)
+    ]
+    ood = model.monitor.ood_fields(rows)
+    if ood is not None:
+        for item, fields in zip(items, ood, strict=True):
+            item["ood"] = fields
     if with_labels:  # every class's name, from the model card (the web app asks; Vertex AI passes it on)
         names = list(labels)
         for item in items:

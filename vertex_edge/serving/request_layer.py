@@ -31,8 +31,8 @@ class _StatusRecorder:
 
 
 class RequestLayer:
-    """One structured log line per HTTP request (method, route, status, latency, instances;
-    never a payload or a query string), ``POST <predict route>`` answered by the
+    """One structured log line per HTTP request (method, route, status, latency, instances, the
+    prediction's request id; never a payload or a query string), ``POST <predict route>`` answered by the
     :class:`Predictor`, everything else passed on to FastAPI."""
 
     def __init__(self, app: ASGIApp, predictor: Predictor, settings: ServerSettings) -> None:
@@ -46,7 +46,7 @@ class RequestLayer:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        fields: dict[str, Any] = {"instances": None, "status": 500}
+        fields: dict[str, Any] = {"instances": None, "status": 500, "request_id": None}
         try:
             if scope["path"] == self.predict_route and scope["method"] == "POST":
                 await self.predictor(scope, receive, send, fields)
@@ -74,6 +74,7 @@ class RequestLayer:
                     "status": status,
                     "latency_ms": round(latency, 3),
                     "instances": fields["instances"],
+                    "request_id": fields["request_id"],
                 }
             },
         )

@@ -12,10 +12,19 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
+class OodScore(BaseModel):
+    score: float = Field(description="how far the input is from the training images (higher: further)")
+    flag: bool = Field(description="true when the score is over the threshold calibrated at training time (out of distribution)")
+
+
 class Prediction(BaseModel):
     label: str = Field(description="class name, from the model card's labels")
     class_id: int = Field(ge=0, description="index of the label")
     probabilities: list[float] = Field(description="one probability per label, index = class id")
+    request_id: str = Field(description="the request's id (the same on every prediction of one request)")
+    ood: OodScore | None = Field(
+        default=None, description="out-of-distribution score and flag (only for a model with a monitor output)"
+    )
     labels: list[str] | None = Field(
         default=None, description="every class's name, index = class id (only when parameters.labels is true)"
     )
@@ -24,6 +33,17 @@ class Prediction(BaseModel):
 class PredictResponse(BaseModel):
     predictions: list[Prediction]
     model_version: str = Field(description="the model card's version of the model that answered")
+
+
+class CaptureStats(BaseModel):
+    enabled: bool = Field(description="whether predictions are captured (EDGE_CAPTURE_URI set)")
+    sample_rate: float | None = Field(default=None, description="share of instances captured")
+    queued: int | None = Field(default=None, description="records waiting for the writer thread")
+    queue_size: int | None = Field(default=None, description="queue capacity; records beyond it are dropped")
+    captured: int | None = Field(default=None, description="records accepted into the queue since the start")
+    dropped: int | None = Field(default=None, description="records dropped because the queue was full")
+    written: int | None = Field(default=None, description="records the sink stored")
+    failed: int | None = Field(default=None, description="records lost because the sink failed")
 
 
 class ErrorDetail(BaseModel):

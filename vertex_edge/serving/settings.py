@@ -20,15 +20,19 @@ about 40 MB lower than 128),
 limit), ``EDGE_MODEL_CACHE`` (where a gs:// model is downloaded), ``EDGE_ENDPOINT_FILE`` (a
 local registry ``endpoint.json`` to follow: a new deployment is loaded and swapped in without
 a restart) and ``EDGE_RELOAD_INTERVAL_S`` (how often it is checked, 1).
+
+Prediction capture (``EDGE_CAPTURE_*``, off unless ``EDGE_CAPTURE_URI`` is set) is read by
+:meth:`vertex_edge.monitoring.capture.CaptureSettings.from_env` into :attr:`ServerSettings.capture`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vertex_edge.errors import ConfigError
+from vertex_edge.monitoring.capture import CaptureSettings
 
 #: Vertex AI refuses online prediction requests over 1.5 MB; so does this server.
 MAX_BODY_BYTES = 1_572_864
@@ -50,6 +54,7 @@ class ServerSettings:
     model_cache: str | None = None
     endpoint_file: str | None = None
     reload_interval_s: float = 1.0
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
 
     def __post_init__(self) -> None:
         problems = []
@@ -96,6 +101,7 @@ class ServerSettings:
         _str(values, env, "EDGE_MODEL_CACHE", "model_cache")
         _str(values, env, "EDGE_ENDPOINT_FILE", "endpoint_file")
         _float(values, env, "EDGE_RELOAD_INTERVAL_S", "reload_interval_s")
+        values["capture"] = CaptureSettings.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

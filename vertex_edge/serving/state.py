@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from vertex_edge.monitoring.capture import Capture
 from vertex_edge.serving.model import LoadedModel
 
 
 class ServingState:
-    """The served model and how loading it went; changed only on the event loop."""
+    """The served model and how loading it went, and the prediction capture (None: off);
+changed only on the event loop."""
 
     def __init__(self) -> None:
         self.model: LoadedModel | None = None
         self.status = "loading"
         self.error: str | None = None
+        self.capture: Capture | None = None
