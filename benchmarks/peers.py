@@ -582,9 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     batches = [
         json.dumps({"instances": images[64 * k : 64 * (k + 1)].astype(int).tolist()}).encode() for k in range(1, 5)
     ]
-    singles_expected = [[int(np.argmax(reference.predict(images[i : i + 1])))] for i in range(64)]
+    singles_expected = [[int(np.argmax(reference.probabilities(images[i : i + 1])))] for i in range(64)]
     batches_expected = [
-        [int(c) for c in np.argmax(reference.predict(images[64 * k : 64 * (k + 1)]), axis=1)] for k in range(1, 5)
+        [int(c) for c in np.argmax(reference.probabilities(images[64 * k : 64 * (k + 1)]), axis=1)] for k in range(1, 5)
     ]
     load = Load(
         singles, singles_expected, batches, batches_expected, args.c1_requests, args.c16_requests, args.b64_requests
