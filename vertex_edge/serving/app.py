@@ -33,15 +33,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from vertex_edge.errors import EdgeError
 from vertex_edge.monitoring.capture import Capture
 from vertex_edge.serving import jsonio, schemas
 from vertex_edge.serving.asgi import ASGIApp, Receive, Scope, Send
 from vertex_edge.serving.batching import MicroBatcher
-from vertex_edge.serving.model import LoadedModel, StorageClientFactory, load_model
+from vertex_edge.serving.model import LoadedModel, StorageClientFactory, load_model, registry_version_of
 from vertex_edge.serving.predict import Predictor
 from vertex_edge.serving.problems import INTERNAL_BODY, JSON, Problem, error_response
-from vertex_edge.serving.reload import follow_endpoint
+from vertex_edge.serving.reload import EndpointFollower, error_message
 from vertex_edge.serving.request_layer import RequestLayer
 from vertex_edge.serving.settings import ServerSettings
 from vertex_edge.serving.state import ServingState
@@ -86,6 +85,7 @@ def create_app(
     )
     warm_sizes = sorted({1, min(64, settings.max_batch), settings.max_batch})
     pools: dict[str, ThreadPoolExecutor] = {}  # made in the lifespan
+    follower: EndpointFollower | None = None
 
     def load(uri: str) -> LoadedModel:
         model = load_model(
@@ -100,6 +100,8 @@ def create_app(
     def fail(logged: str, reason: str | None = None) -> None:
         state.status, state.error = "failed", reason or logged
         log.error("%s", logged)
+        if follower is not None:
+            follower.start_failed(reason or logged)
         if on_fatal is not None:
             on_fatal(reason or logged)
 
@@ -108,10 +110,12 @@ def create_app(
             return
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        if follower is not None:
+            follower.starting(registry_version_of(Path(settings.storage_uri)))
         try:
             model = await loop.run_in_executor(None, load, settings.storage_uri)
         except Exception as exc:  # noqa: BLE001 - any load failure is reported, then fatal
-            fail(f"cannot load the model from {settings.storage_uri}: {_message(exc)}", _message(exc))
+            fail(f"cannot load the model from {settings.storage_uri}: {error_message(exc)}", error_message(exc))
             return
         state.model, state.status = model, "ready"
         log.info(
@@ -121,15 +125,15 @@ def create_app(
             time.perf_counter() - started,
             extra={"fields": {"model_version": model.version, "registry_version": model.registry_version}},
         )
-        if settings.endpoint_file:
-            await follow_endpoint(Path(settings.endpoint_file), state, load, settings.reload_interval_s)
+        if follower is not None:
+            await follower.run()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         try:
             state.capture = _start_capture(settings, storage_client_factory)
         except Exception as exc:  # noqa: BLE001 - a server told to capture that cannot must say so and stop
-            fail(f"cannot capture predictions to {settings.capture.uri}: {_message(exc)}")
+            fail(f"cannot capture predictions to {settings.capture.uri}: {error_message(exc)}")
         await batcher.start()
         # b64 images are decoded two at a time at most: decoding needs memory (a 16-megapixel
         # PNG is 64 MB while it is decoded), so concurrent uploads must not multiply it
@@ -146,6 +150,11 @@ def create_app(
                 await asyncio.get_running_loop().run_in_executor(None, state.capture.stop)
                 state.capture = None
 
+    if settings.endpoint_file:
+        follower = EndpointFollower(
+            Path(settings.endpoint_file), state, load, url=settings.url, interval_s=settings.reload_interval_s
+        )
+
     app = EdgeApp(
         title="vertex-edge prediction server",
         description="Fashion-MNIST classifier on Vertex AI's custom-container contract.",
@@ -160,10 +169,6 @@ def create_app(
     predictor = Predictor(settings, state, batcher, pools)
     app.entry = RequestLayer(app.fastapi, predictor, settings)
     return app
-
-
-def _message(exc: Exception) -> str:
-    return exc.message if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
 
 
 def _start_capture(settings: ServerSettings, client_factory: StorageClientFactory | None) -> Capture | None:
@@ -187,7 +192,14 @@ def _add_routes(app: FastAPI, settings: ServerSettings, state: ServingState) -> 
     async def health() -> Response:
         model = state.model
         if state.status == "ready" and model is not None:
-            body = {"status": "ok", "model_version": model.version, "registry_version": model.registry_version}
+            # still 200 after a failed reload (the old model serves), with the error
+            body = {
+                "status": "ok",
+                "model_version": model.version,
+                "registry_version": model.registry_version,
+                "target_version": state.target_version,
+                "error": state.reload_error,
+            }
             return Response(jsonio.dumps(body), media_type=JSON)
         body = {"status": state.status, "error": state.error}
         return Response(jsonio.dumps(body), status_code=503, media_type=JSON, headers={"Retry-After": "5"})

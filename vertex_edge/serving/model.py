@@ -125,11 +125,11 @@ def load_model_dir(folder: Path, *, threads: int = 0, source: str | None = None)
         source=source,
         card=artifact.card,
         monitor=monitor,
-        registry_version=_registry_version(folder),
+        registry_version=registry_version_of(folder),
     )
 
 
-def _registry_version(folder: Path) -> str | None:
+def registry_version_of(folder: Path) -> str | None:
     """The local registry's version number, when the folder is a registry version."""
     try:
         return str(json.loads((folder / METADATA_FILE).read_text(encoding="utf-8")).get("version") or "") or None

@@ -64,9 +64,16 @@ class ErrorResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str = Field(description="'ok' when ready; 'loading' or 'failed' (with HTTP 503) otherwise")
-    model_version: str | None = None
-    registry_version: str | None = None
-    error: str | None = None
+    model_version: str | None = Field(default=None, description="the model card's version of the served model")
+    registry_version: str | None = Field(default=None, description="the local registry version served")
+    target_version: str | None = Field(
+        default=None, description="the registry version the followed endpoint points at (None: not following)"
+    )
+    error: str | None = Field(
+        default=None,
+        description="why loading failed: with 503, the first model; with 200, the target version "
+        "(the previous model still serves)",
+    )
 
 
 def _pixels(count: int) -> dict[str, Any]:

@@ -78,6 +78,12 @@ class ServerSettings:
         if problems:
             raise ConfigError("invalid prediction server settings:\n  - " + "\n  - ".join(problems))
 
+    @property
+    def url(self) -> str:
+        """Where a client on this machine reaches the server (``0.0.0.0`` shown as ``127.0.0.1``)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)  # noqa: S104
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> ServerSettings:
         """Build settings from ``AIP_*``/``EDGE_*`` variables; ``overrides`` win (CLI flags)."""

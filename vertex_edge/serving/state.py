@@ -15,3 +15,6 @@ changed only on the event loop."""
         self.status = "loading"
         self.error: str | None = None
         self.capture: Capture | None = None
+        # following an endpoint: the version it points at, and why loading it failed (if it did)
+        self.target_version: str | None = None
+        self.reload_error: str | None = None
