@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from vertex_edge.serving.batching import MicroBatcher
+from vertex_edge.serving.batching import DeadlineExceeded, MicroBatcher
 
 
 class FakeModel:
@@ -150,3 +150,18 @@ def test_no_wait_without_announced_requests() -> None:
 
     elapsed = asyncio.run(_with_batcher(model, scenario, max_batch=8, max_wait_s=5.0))
     assert elapsed < 1.0  # the 5 s wait never started
+
+
+def test_a_request_past_its_deadline_is_dropped_before_the_model_runs_it() -> None:
+    model = FakeModel(delay=0.2)
+
+    async def scenario(batcher):
+        first = asyncio.ensure_future(batcher.submit(_images(1, 1.0)))
+        await asyncio.sleep(0.05)  # the model thread is busy with the first request
+        late = batcher.submit(_images(1, 2.0), deadline=time.monotonic() + 0.05)
+        return await asyncio.gather(first, late, return_exceptions=True)
+
+    first, late = asyncio.run(_with_batcher(model, scenario, max_batch=1, max_wait_s=0))
+    assert first[0][0, 0] == 1.0
+    assert isinstance(late, DeadlineExceeded)
+    assert model.calls == [1]  # the late request never reached the model

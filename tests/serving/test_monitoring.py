@@ -97,7 +97,7 @@ def test_the_server_process_captures_from_the_environment(prepared_model: Path, 
     answer = httpx.post(server.predict_url, json=body_of(), timeout=30).json()
     stats = httpx.get(server.base_url + "/capture", timeout=10).json()
     assert stats["enabled"] and stats["captured"] == 3
-    assert server.stop() in (0, -15)  # after a graceful shutdown (the capture writes what it holds)
+    assert server.stop() == 0  # a graceful shutdown: the capture wrote what it held
     assert [r["request_id"] for r in records_in(records)] == [answer["predictions"][0]["request_id"]] * 3
     access = [json.loads(line) for line in server.logs().splitlines() if '"vertex_edge.serving.access"' in line]
     assert any(e.get("request_id") == answer["predictions"][0]["request_id"] for e in access)

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 M = TypeVar("M")
 
 
+class DeadlineExceeded(Exception):
+    """A request that waited for the model past its deadline: dropped before the model ran it."""
+
+
 class Ticket:
     """One request on its way to the batcher (see :meth:`MicroBatcher.incoming`)."""
 
@@ -43,6 +47,7 @@ class Ticket:
 class _Item:
     images: np.ndarray
     future: asyncio.Future
+    deadline: float  # time.monotonic(); past it the request is failed with DeadlineExceeded
 
 
 class MicroBatcher(Generic[M]):
@@ -127,7 +132,11 @@ class MicroBatcher(Generic[M]):
                         if self._asleep:
                             self._wake.notify()
 
-    async def submit(self, images: np.ndarray, ticket: Ticket | None = None) -> tuple[np.ndarray, M]:
+    async def submit(
+        self, images: np.ndarray, ticket: Ticket | None = None, deadline: float = float("inf")
+    ) -> tuple[np.ndarray, M]:
+        """The model's output rows for ``images``; :class:`DeadlineExceeded` when the model thread
+        reaches the request after ``deadline`` (``time.monotonic()``)."""
         if self._thread is None or self._loop is None:
             raise RuntimeError("the batcher is not started")
         if ticket is not None and ticket.open:
@@ -135,7 +144,7 @@ class MicroBatcher(Generic[M]):
             self._incoming -= 1
         future: asyncio.Future = self._loop.create_future()
         with self._lock:
-            self._pending.append(_Item(images, future))
+            self._pending.append(_Item(images, future, deadline))
             self._pending_images += len(images)
             if self._asleep:
                 self._wake.notify()
@@ -189,6 +198,14 @@ class MicroBatcher(Generic[M]):
         loop = self._loop
         while (items := self._take()) is not None:
             items = [i for i in items if not i.future.done()]  # cancelled: nobody waits for it
+            now = time.monotonic()
+            late = [i for i in items if i.deadline < now]
+            if late:  # past their deadline: answered at once, the model does not run them
+                items = [i for i in items if i.deadline >= now]
+                try:
+                    loop.call_soon_threadsafe(self._fail, late, DeadlineExceeded())
+                except RuntimeError:
+                    return
             if not items:
                 continue
             batch = items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])

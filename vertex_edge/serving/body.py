@@ -1,18 +1,30 @@
 """The predict request's body: read (refused past the size limit), parsed, checked, and turned
 into the float32 ``[N, 28, 28]`` batch the model takes, or a :class:`Problem` naming what was
-wrong (for an invalid instance: its index and the problem)."""
+wrong (for an invalid instance: its index and the problem).
+
+Numbers become a batch in one step (:func:`to_batch`). A request with b64 images goes through
+:class:`Decoding`, in the bounded image pool: every image's header is read first
+(:meth:`Decoding.open`) and the decoded pixels counted - one image over the per-image limit is a
+400 naming it, all of them over the per-request budget a 413 - before any pixel is decoded;
+then the images are decoded a slice at a time (:meth:`Decoding.slices`), so concurrent requests
+take turns in the pool and a request past its deadline stops between two slices.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from vertex_edge.preprocess import PreprocessError, instance_to_array
+from vertex_edge.preprocess import PreprocessError, image_to_array, instance_to_array, load_image, open_b64_instance
 from vertex_edge.serving.asgi import Receive
 from vertex_edge.serving.problems import Problem
 
 MAX_REPORTED = 10  # invalid instances listed in one error
+#: decoding work per slice, in pixels (about 20 ms of CPU); each image also counts a fixed cost
+SLICE_PIXELS = 1 << 20
+IMAGE_COST_PIXELS = 16_384  # what decoding any image costs besides its pixels (about 0.3 ms)
 
 
 def is_json(content_type: str) -> bool:
@@ -98,6 +110,13 @@ def parse_instances(payload: object, max_instances: int) -> tuple[list[object], 
     return instances, with_labels
 
 
+def invalid(details: list[dict[str, Any]], bad: int, total: int) -> Problem:
+    """The 400 for invalid instances (``details``: the first :data:`MAX_REPORTED` of ``bad``)."""
+    first = details[0]
+    more = f" ({bad} of {total} instances are invalid; see details)" if bad > 1 else ""
+    return Problem(400, f"instance {first['instance']}: {first['message']}{more}", details)
+
+
 def to_batch(instances: list[object], check_booleans: bool = True) -> np.ndarray:
     """float32 [N, 28, 28] for the instances, or a 400 listing every invalid one by index."""
     if not check_booleans:
@@ -115,10 +134,90 @@ def to_batch(instances: list[object], check_booleans: bool = True) -> np.ndarray
             if len(details) < MAX_REPORTED:
                 details.append({"instance": index, "message": str(exc)})
     if details:
-        first = details[0]
-        more = f" ({bad} of {len(instances)} instances are invalid; see details)" if bad > 1 else ""
-        raise Problem(400, f"instance {first['instance']}: {first['message']}{more}", details)
+        raise invalid(details, bad, len(instances))
     return np.stack(arrays) if len(arrays) > 1 else arrays[0][np.newaxis]
+
+
+class Decoding:
+    """A request with b64 images on its way to a batch (see the module docstring). Each method
+    runs in the image pool, one at a time for one request."""
+
+    def __init__(self, instances: list[object], *, check_booleans: bool, max_image_pixels: int) -> None:
+        self.instances = instances
+        self.check_booleans = check_booleans
+        self.max_image_pixels = max_image_pixels
+        self.arrays: list[np.ndarray | None] = [None] * len(instances)
+        self.images: dict[int, Image.Image] = {}
+        self.details: list[dict[str, Any]] = []
+        self.bad = 0
+        self.pixels = 0  # decoded pixels of every image
+
+    def _fail(self, index: int, exc: PreprocessError) -> None:
+        self.bad += 1
+        if len(self.details) < MAX_REPORTED:
+            self.details.append({"instance": index, "message": str(exc)})
+
+    def open(self, max_request_pixels: int) -> None:
+        """Read every image's header (numbers are converted now): a 400 for invalid instances,
+        a 413 when the images would decode to more than ``max_request_pixels``."""
+        for index, instance in enumerate(self.instances):
+            try:
+                if isinstance(instance, dict):
+                    image = open_b64_instance(instance, max_pixels=self.max_image_pixels)
+                    self.images[index] = image
+                    self.pixels += image.size[0] * image.size[1]
+                else:
+                    self.arrays[index] = instance_to_array(instance, check_booleans=self.check_booleans)
+            except PreprocessError as exc:
+                self._fail(index, exc)
+        if self.details:
+            raise invalid(self.details, self.bad, len(self.instances))
+        if self.pixels > max_request_pixels:
+            raise Problem(
+                413,
+                f"the {len(self.images)} images of this request decode to {self.pixels:,} pixels; the limit is "
+                f"{max_request_pixels:,} per request: send fewer or smaller images (28x28 is what the model sees)",
+            )
+
+    def slices(self) -> list[list[int]]:
+        """The images' indices in slices of about :data:`SLICE_PIXELS` of decoding work."""
+        slices: list[list[int]] = []
+        current: list[int] = []
+        work = 0
+        for index, image in self.images.items():
+            current.append(index)
+            work += image.size[0] * image.size[1] + IMAGE_COST_PIXELS
+            if work >= SLICE_PIXELS:
+                slices.append(current)
+                current, work = [], 0
+        if current:
+            slices.append(current)
+        return slices
+
+    def decode(self, indices: list[int]) -> None:
+        """Decode the images at ``indices`` into arrays (a corrupt one is noted, not raised)."""
+        for index in indices:
+            image = self.images.pop(index)
+            try:
+                self.arrays[index] = image_to_array(load_image(image))
+            except PreprocessError as exc:
+                self._fail(index, exc)
+            finally:
+                image.close()
+
+    def batch(self) -> np.ndarray:
+        """float32 [N, 28, 28], or a 400 listing every invalid instance."""
+        if self.details:
+            self.details.sort(key=lambda d: d["instance"])
+            raise invalid(self.details, self.bad, len(self.instances))
+        arrays = self.arrays
+        return np.stack(arrays) if len(arrays) > 1 else arrays[0][np.newaxis]  # type: ignore[index, arg-type]
+
+    def close(self) -> None:
+        """Release the images not decoded (a refused or late request)."""
+        for image in self.images.values():
+            image.close()
+        self.images.clear()
 
 
 def _fast_batch(instances: list[object]) -> np.ndarray | None:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from vertex_edge.httpserver import TIMED_OUT
 from vertex_edge.monitoring.capture import RequestIds
 from vertex_edge.serving import jsonio
 from vertex_edge.serving.asgi import Receive, Scope, Send
-from vertex_edge.serving.batching import MicroBatcher
-from vertex_edge.serving.body import is_json, parse_instances, read_body, to_batch
+from vertex_edge.serving.batching import DeadlineExceeded, MicroBatcher
+from vertex_edge.serving.body import Decoding, is_json, parse_instances, read_body, to_batch
 from vertex_edge.serving.model import LoadedModel
 from vertex_edge.serving.problems import INTERNAL_BODY, Problem, error_body, raw_headers
 from vertex_edge.serving.settings import ServerSettings
@@ -45,8 +47,11 @@ class Predictor:
         headers: list[tuple[bytes, bytes]] = []
         try:
             with self.batcher.incoming() as ticket:
-                batch, with_labels = await self._parse(scope, receive, fields)
-                rows, model = await self.batcher.submit(batch, ticket)
+                batch, with_labels, deadline = await self._parse(scope, receive, fields)
+                try:
+                    rows, model = await self.batcher.submit(batch, ticket, deadline)
+                except DeadlineExceeded:
+                    raise self._late() from None
             request_id = fields["request_id"] = self.request_id()
             capture = self.state.capture
             if capture is not None:
@@ -63,7 +68,10 @@ class Predictor:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _parse(self, scope: Scope, receive: Receive, fields: dict[str, Any]) -> tuple[np.ndarray, bool]:
+    async def _parse(
+        self, scope: Scope, receive: Receive, fields: dict[str, Any]
+    ) -> tuple[np.ndarray, bool, float]:
+        """The batch, whether to answer every label, and the deadline (``time.monotonic()``)."""
         content_type = declared = None
         for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
             if name == b"content-type" and content_type is None:
@@ -77,7 +85,13 @@ class Predictor:
                 "(add the header 'Content-Type: application/json')",
             )
         settings = self.settings
-        body = await read_body(receive, declared, settings.max_body_bytes)
+        try:
+            body = await read_body(receive, declared, settings.max_body_bytes)
+        except Problem:
+            if scope.get(TIMED_OUT):  # the connection was closed with a 408 (httpserver): log it so
+                raise Problem(408, f"the body did not arrive within {settings.http.body_timeout_s:g} s") from None
+            raise
+        deadline = time.monotonic() + settings.request_deadline_s  # from the whole body to the answer
         if self.state.model is None:
             raise Problem(
                 503, "no model is loaded yet; retry when the health route answers 200", headers={"Retry-After": "5"}
@@ -91,12 +105,33 @@ class Predictor:
         # JSON true/false are not pixel values; skip looking for them when the body has none
         check_booleans = b"true" in body or b"false" in body
         if any(isinstance(i, dict) for i in instances):
-            # image decoding stays off the event loop, in the bounded pool
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self.pools.get("images"), to_batch, instances, check_booleans
-            ), with_labels
-        return to_batch(instances, check_booleans), with_labels
+            return await self._decode(instances, check_booleans, deadline), with_labels, deadline
+        return to_batch(instances, check_booleans), with_labels, deadline
+
+    async def _decode(self, instances: list[object], check_booleans: bool, deadline: float) -> np.ndarray:
+        """b64 images off the event loop, in the bounded pool: headers and budgets first, then the
+        pixels a slice at a time (requests take turns; a late one stops with a 504)."""
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        pool = self.pools.get("images")
+        decoding = Decoding(instances, check_booleans=check_booleans, max_image_pixels=settings.max_image_pixels)
+        try:
+            await loop.run_in_executor(pool, decoding.open, settings.max_request_pixels)
+            for indices in decoding.slices():
+                if time.monotonic() > deadline:
+                    raise self._late()
+                await loop.run_in_executor(pool, decoding.decode, indices)
+            return decoding.batch()
+        finally:
+            decoding.close()
+
+    def _late(self) -> Problem:
+        return Problem(
+            504,
+            f"the request could not be answered within {self.settings.request_deadline_s:g} s: the server is "
+            "busy; retry later",
+            headers={"Retry-After": str(self.settings.http.retry_after_s)},
+        )
 
 
 def predictions(rows: np.ndarray, model: LoadedModel, request_id: str, *, with_labels: bool = False) -> dict[str, Any]:

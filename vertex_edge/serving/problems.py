@@ -1,5 +1,6 @@
 """Error answers: every client error is a JSON body
-``{"error": {"code", "status", "message", "details": [{"instance", "message"}]}}``.
+``{"error": {"code", "status", "message", "details": [{"instance", "message"}]}}``
+(:func:`vertex_edge.httpserver.error_document`, which the connection limits answer with too).
 
 :class:`Problem` is raised anywhere on the request path and turned into that body (with its
 headers, e.g. ``Retry-After``) by whoever answers the request: the :mod:`predict handler
@@ -12,20 +13,13 @@ from typing import Any
 
 from fastapi.responses import Response
 
+from vertex_edge.httpserver import error_document
 from vertex_edge.serving import jsonio
 
 JSON = "application/json"
 
-#: the ``status`` word of each code (Google API style, as Vertex AI answers)
-STATUS_NAMES = {
-    400: "INVALID_ARGUMENT",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    503: "UNAVAILABLE",
-}
-
 #: the body of every unexpected failure: nothing about the failure leaks to the client
-INTERNAL_BODY = jsonio.dumps({"error": {"code": 500, "status": "INTERNAL", "message": "internal error", "details": []}})
+INTERNAL_BODY = jsonio.dumps(error_document(500, "internal error"))
 
 
 class Problem(Exception):
@@ -47,15 +41,7 @@ class Problem(Exception):
 
 def error_body(problem: Problem) -> bytes:
     """The JSON body of ``problem``."""
-    body = {
-        "error": {
-            "code": problem.code,
-            "status": STATUS_NAMES.get(problem.code, "ERROR"),
-            "message": problem.message,
-            "details": problem.details,
-        }
-    }
-    return jsonio.dumps(body)
+    return jsonio.dumps(error_document(problem.code, problem.message, problem.details))
 
 
 def raw_headers(headers: dict[str, str] | None) -> list[tuple[bytes, bytes]]:

@@ -98,7 +98,13 @@ def request_schema(max_instances: int) -> dict[str, Any]:
                 "type": "object",
                 "required": ["b64"],
                 "additionalProperties": False,
-                "properties": {"b64": {"type": "string", "description": "base64 PNG or JPEG of any size"}},
+                "properties": {
+                    "b64": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "base64 PNG or JPEG (up to the pixel limits: see the 413 answer)",
+                    }
+                },
             },
         ]
     }
@@ -124,9 +130,22 @@ def request_schema(max_instances: int) -> dict[str, Any]:
 
 def error_responses() -> dict[int | str, dict[str, Any]]:
     described = {
-        400: "invalid request: the message names the instance index and the problem",
-        413: "body over the size limit (1.5 MB, Vertex AI's)",
+        400: "invalid request: the message names the instance index and the problem "
+        "(an image over the per-image pixel limit, EDGE_MAX_IMAGE_PIXELS, names its index too)",
+        408: "the request's headers or body did not arrive in time (EDGE_HTTP_HEADER_TIMEOUT_S, "
+        "EDGE_HTTP_BODY_TIMEOUT_S; also a body shorter than its Content-Length); the connection is closed",
+        413: "body over the size limit (1.5 MB, Vertex AI's), or b64 images decoding to more pixels "
+        "than the per-request budget (EDGE_MAX_REQUEST_PIXELS), checked before decoding",
         415: "body is not sent as application/json",
-        503: "no model loaded yet",
+        431: "request line and headers over EDGE_HTTP_MAX_HEADER_BYTES, or more than EDGE_HTTP_MAX_HEADERS "
+        "header lines; the connection is closed",
+        503: "no model loaded yet, or the server is at its connection or request limit "
+        "(EDGE_HTTP_MAX_CONNECTIONS, EDGE_HTTP_MAX_REQUESTS): retry after Retry-After seconds",
+        504: "the request could not be answered within its deadline (EDGE_REQUEST_DEADLINE_S): "
+        "retry after Retry-After seconds",
     }
-    return {code: {"model": ErrorResponse, "description": text} for code, text in described.items()}
+    retry = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+    return {
+        code: {"model": ErrorResponse, "description": text, **({"headers": retry} if code in (503, 504) else {})}
+        for code, text in described.items()
+    }

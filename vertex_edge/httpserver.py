@@ -1,0 +1,366 @@
+"""The HTTP server under both of the project's web servers: uvicorn (httptools) with connection
+limits and timeouts set deliberately, including the header-read timeout uvicorn lacks.
+
+uvicorn bounds only the idle time between two requests of a connection (``timeout_keep_alive``,
+reset by every byte received), so a client that trickles its headers or its body one byte at a
+time, or never sends the rest of a body shorter than its Content-Length, holds a connection
+forever; it also accepts headers of any size and number. :class:`LimitedProtocol` (a subclass
+of uvicorn's ``HttpToolsProtocol``, ASGI middleware cannot help: it runs only once the headers
+are in) adds, each O(1) per request:
+
+=====================  ==================================================================  =====
+limit                  what happens beyond it                                              code
+=====================  ==================================================================  =====
+``header_timeout_s``   request line and headers not complete this long after the          408
+                       connection opened or the request's first byte: closed
+``body_timeout_s``     body not complete this long after the headers (a slow body, or      408
+                       one shorter than its Content-Length): closed
+``keep_alive_s``       idle connection between requests: closed (uvicorn's own)            -
+``max_header_bytes``   request line + header names and values                              431
+``max_headers``        header lines                                                        431
+``max_connections``    open connections: a request on a connection beyond it is refused,   503
+                       then the connection closed
+``max_requests``       requests in progress at once (every route but ``exempt_paths``)     503
+=====================  ==================================================================  =====
+
+Refusals carry ``Retry-After`` (503) and the JSON error body of the prediction server
+(:func:`error_document`). Proxy headers (``X-Forwarded-For``/``-Proto``) are trusted only from
+``trusted_proxies`` (none by default: the client address is the socket's).
+
+Typed API: :class:`HttpLimits` (``from_env``: the ``EDGE_HTTP_*`` variables), :func:`uvicorn_config`
+and :func:`run` (exit 0 after a graceful SIGTERM/SIGINT shutdown, instead of uvicorn re-raising
+the signal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import ipaddress
+import json
+import logging
+import signal
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import httptools
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # needs httptools (uvicorn[standard])
+
+from vertex_edge.errors import ConfigError
+
+log = logging.getLogger("vertex_edge.httpserver")
+
+#: the ``status`` word of each error code (Google API style, as Vertex AI answers)
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    408: "REQUEST_TIMEOUT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+#: environment variable -> :class:`HttpLimits` field
+ENV = {
+    "EDGE_HTTP_HEADER_TIMEOUT_S": "header_timeout_s",
+    "EDGE_HTTP_BODY_TIMEOUT_S": "body_timeout_s",
+    "EDGE_HTTP_KEEP_ALIVE_S": "keep_alive_s",
+    "EDGE_HTTP_MAX_HEADER_BYTES": "max_header_bytes",
+    "EDGE_HTTP_MAX_HEADERS": "max_headers",
+    "EDGE_HTTP_MAX_CONNECTIONS": "max_connections",
+    "EDGE_HTTP_MAX_REQUESTS": "max_requests",
+    "EDGE_HTTP_RETRY_AFTER_S": "retry_after_s",
+    "EDGE_TRUSTED_PROXIES": "trusted_proxies",
+}
+
+
+def error_document(code: int, message: str, details: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """``{"error": {"code", "status", "message", "details"}}``: every error body of the servers."""
+    return {"error": {"code": code, "status": STATUS_NAMES.get(code, "ERROR"), "message": message, "details": list(details)}}
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Connection limits and timeouts (see the module docstring for what each does)."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keep_alive_s: float = 5.0
+    max_header_bytes: int = 16_384
+    max_headers: int = 100
+    max_connections: int = 256
+    max_requests: int = 64
+    retry_after_s: int = 1
+    trusted_proxies: tuple[str, ...] = ()
+    exempt_paths: tuple[str, ...] = field(default=())  # never refused for capacity (health checks)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name, low, high in (
+            ("header_timeout_s", 0.1, 3600),
+            ("body_timeout_s", 0.1, 3600),
+            ("keep_alive_s", 0.1, 3600),
+            ("max_header_bytes", 1024, 1 << 20),
+            ("max_headers", 8, 10_000),
+            ("max_connections", 1, 100_000),
+            ("max_requests", 1, 100_000),
+            ("retry_after_s", 0, 3600),
+        ):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                problems.append(f"{_var(name)}={value}: expected {low}..{high}")
+        for entry in self.trusted_proxies:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    problems.append(f"EDGE_TRUSTED_PROXIES entry {entry!r}: expected an IP address or network, or '*'")
+        if problems:
+            raise ConfigError("invalid HTTP server limits:\n  - " + "\n  - ".join(problems))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> HttpLimits:
+        """Limits from the ``EDGE_HTTP_*`` variables and ``EDGE_TRUSTED_PROXIES`` (a comma-separated
+        list of addresses or networks); ``overrides`` win."""
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for var, key in ENV.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            if key == "trusted_proxies":
+                values[key] = tuple(p.strip() for p in raw.split(",") if p.strip())
+                continue
+            try:
+                values[key] = int(raw) if types[key] == "int" else float(raw)
+            except ValueError:
+                kind = "a whole number" if types[key] == "int" else "a number"
+                raise ConfigError(f"{var}={raw!r} is not {kind}") from None
+        values.update(overrides)
+        return cls(**values)
+
+
+def _var(name: str) -> str:
+    return next((var for var, key in ENV.items() if key == name), name)
+
+
+# ---------------------------------------------------------------------------------- protocol
+
+_IDLE, _HEADERS, _BODY, _DONE = range(4)  # where a connection is in its current request
+
+
+class _HeadersTooLarge(Exception):
+    """Raised from a parser callback: httptools stops parsing and ``data_received`` answers 431."""
+
+
+#: set in the ASGI scope of a request whose body timed out (the application logs it as 408)
+TIMED_OUT = "vertex_edge.timed_out"
+
+
+def _raw_response(code: int, message: str, headers: Sequence[tuple[str, str]] = ()) -> bytes:
+    body = json.dumps(error_document(code, message), separators=(",", ":")).encode()
+    lines = [f"HTTP/1.1 {code} {http.HTTPStatus(code).phrase}", "content-type: application/json",
+             f"content-length: {len(body)}", "connection: close", *(f"{k}: {v}" for k, v in headers)]  # fmt: skip
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class LimitedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with :class:`HttpLimits` (made by :func:`protocol_for`)."""
+
+    limits: ClassVar[HttpLimits] = HttpLimits()
+    _exempt: ClassVar[frozenset[bytes]] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._phase = _IDLE
+        self._since = 0.0  # when the current phase started (loop time)
+        self._timer: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
+        self._began = False  # a byte of the current request has arrived
+        self._refused: str | None = None  # why the parser was stopped (431)
+        self._over_capacity = False  # this connection is beyond max_connections
+
+    # ------------------------------------------------------------------ connection
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._over_capacity = len(self.connections) > self.limits.max_connections
+        self._phase, self._since = _HEADERS, self.loop.time()  # the first request must arrive in time
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own, but a request refused by a header limit answers 431 (not "invalid request")
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if self._refused is not None:
+                self._refuse_headers()
+            else:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+            return
+        if self._timer is None and self._phase in (_HEADERS, _BODY) and not self.transport.is_closing():
+            self._arm()
+
+    def _arm(self) -> None:
+        limit = self.limits.header_timeout_s if self._phase == _HEADERS else self.limits.body_timeout_s
+        self._timer = self.loop.call_at(self._since + limit, self._expired)
+
+    def _expired(self) -> None:
+        """The timer: close a request that is late with its headers or body (re-armed when the
+        request moved on since it was set)."""
+        self._timer = None
+        if self._phase not in (_HEADERS, _BODY) or self.transport.is_closing():
+            return
+        limit = self.limits.header_timeout_s if self._phase == _HEADERS else self.limits.body_timeout_s
+        if self.loop.time() < self._since + limit - 0.001:
+            self._arm()
+            return
+        what = "headers" if self._phase == _HEADERS else "body"
+        if self._began:
+            log.warning("closing a connection whose request %s took over %g s", what, limit,
+                        extra={"fields": {"client": self._client(), "timeout": what}})  # fmt: skip
+        else:
+            log.info("closing a connection that sent no request in %g s", limit,
+                     extra={"fields": {"client": self._client(), "timeout": "idle"}})  # fmt: skip
+        cycle = self.cycle if self._phase == _BODY else None
+        if self._began and (cycle is None or not cycle.response_started):
+            self.transport.write(_raw_response(408, f"the request {what} did not arrive within {limit:g} s"))
+        if cycle is not None:  # the application waiting for the body sees a disconnect
+            cycle.scope[TIMED_OUT] = True  # type: ignore[literal-required]
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
+
+    # ------------------------------------------------------------------ parser callbacks
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._phase, self._since, self._header_bytes, self._began = _HEADERS, self.loop.time(), 0, True
+
+    def on_url(self, url: bytes) -> None:  # the limits raise: httptools stops, data_received answers 431
+        self._header_bytes += len(url)
+        if self._header_bytes > self.limits.max_header_bytes:
+            self._refused = f"the request line and headers are over {self.limits.max_header_bytes:,} bytes"
+            raise _HeadersTooLarge
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.limits.max_header_bytes:
+            self._refused = f"the request line and headers are over {self.limits.max_header_bytes:,} bytes"
+            raise _HeadersTooLarge
+        if len(self.headers) >= self.limits.max_headers:
+            self._refused = f"the request has over {self.limits.max_headers} header lines"
+            raise _HeadersTooLarge
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._phase, self._since = _BODY, self.loop.time()
+        limits = self.limits
+        if (self._over_capacity or len(self.tasks) >= limits.max_requests) and self._capacity_applies():
+            app, self.app = self.app, self._busy
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+            return
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._phase = _DONE
+
+    def on_response_complete(self) -> None:
+        if self._phase == _DONE:
+            self._phase, self._began = _IDLE, False  # uvicorn's keep-alive timer takes over
+        super().on_response_complete()
+
+    def _refuse_headers(self) -> None:
+        log.warning("refused a request: %s", self._refused, extra={"fields": {"client": self._client()}})
+        self.transport.write(_raw_response(431, f"{self._refused}; send fewer or smaller headers"))
+        self.transport.close()
+
+    def _client(self) -> str | None:
+        return self.client[0] if self.client else None
+
+    # ------------------------------------------------------------------ capacity
+    def _capacity_applies(self) -> bool:
+        return not self._exempt or self.url.split(b"?", 1)[0] not in self._exempt
+
+    async def _busy(self, scope: Any, receive: Any, send: Any) -> None:
+        """The answer beyond max_connections/max_requests: 503 + Retry-After, connection closed."""
+        limits = self.limits
+        reason = (f"over {limits.max_connections} connections are open" if self._over_capacity
+                  else f"{limits.max_requests} requests are in progress")  # fmt: skip
+        body = json.dumps(error_document(503, f"the server is busy ({reason}); retry in {limits.retry_after_s} s"))
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+                   (b"retry-after", str(limits.retry_after_s).encode()), (b"connection", b"close")]  # fmt: skip
+        log.warning("refused a request: %s", reason, extra={"fields": {"client": self._client()}})
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+def protocol_for(limits: HttpLimits) -> type[LimitedProtocol]:
+    """A :class:`LimitedProtocol` class bound to ``limits`` (uvicorn instantiates it per connection)."""
+    exempt = frozenset(p.encode() for p in limits.exempt_paths)
+    return type("LimitedProtocol", (LimitedProtocol,), {"limits": limits, "_exempt": exempt})
+
+
+# ---------------------------------------------------------------------------------- server
+
+
+def uvicorn_config(app: Any, *, host: str, port: int, limits: HttpLimits, graceful_shutdown_s: int = 30,
+                   **extra: Any) -> uvicorn.Config:  # fmt: skip
+    """The uvicorn configuration both servers run with: ``limits`` applied, no uvicorn access log
+    (the applications log each request themselves), no Server header, no websockets."""
+    trusted = list(limits.trusted_proxies)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol_for(limits),
+        ws="none",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+        timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type] - uvicorn takes a float too
+        timeout_graceful_shutdown=graceful_shutdown_s,
+        **extra,
+    )
+
+
+def run(server: uvicorn.Server) -> None:
+    """Run ``server`` until it stops. SIGTERM and SIGINT shut it down gracefully and the process
+    then goes on (uvicorn re-raises the signal once it has stopped; here it is absorbed)."""
+    if threading.current_thread() is not threading.main_thread():
+        server.run()
+        return
+    previous = {sig: signal.signal(sig, _absorb) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _absorb(signum: int, frame: object) -> None:
+    """What uvicorn's re-raised signal reaches after a graceful shutdown: nothing more to do."""
