@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from vertex_edge.artifact import InputSpec, ModelArtifact, ModelCard, OutputSpec, TrainMetrics, digests
+
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # never anything else
 PHASE_TIMEOUT_S = 300.0
@@ -40,8 +42,6 @@ PHASE_TIMEOUT_S = 300.0
 def synthetic_cnn(folder: Path, seed: int = 0) -> Path:
     """A model of the trained one's shape (params.yaml: conv 32 + conv 64 with 2x2 pooling, dense
     128, softmax 10) with random weights, plus a model card - for when no model is trained."""
-    import hashlib
-
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -89,13 +89,12 @@ def synthetic_cnn(folder: Path, seed: int = 0) -> Path:
     data = model.SerializeToString()
     (folder / "model.onnx").write_bytes(data)
     labels = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-    card = {
-        "name": "fashion-mnist",
-        "version": "synthetic-cnn",
-        "labels": labels,
-        "artifacts": {"model.onnx": {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}},
-    }
-    (folder / "model_card.json").write_text(json.dumps(card))
+    card = ModelCard(
+        name="fashion-mnist", version="synthetic-cnn", created="2026-01-01T00:00:00+00:00", labels=labels,
+        input=InputSpec(name="image", shape=[None, 28, 28]), output=OutputSpec(shape=[None, 10]),
+        data_version="synthetic", metrics=TrainMetrics(test_accuracy=0.1), artifacts=digests(folder, ("model.onnx",)),
+    )  # fmt: skip
+    ModelArtifact(folder, card).write_card()
     return folder
 
 

@@ -12,6 +12,7 @@ take turns in the pool and a request past its deadline stops between two slices.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -194,16 +195,20 @@ class Decoding:
             slices.append(current)
         return slices
 
-    def decode(self, indices: list[int]) -> None:
-        """Decode the images at ``indices`` into arrays (a corrupt one is noted, not raised)."""
+    def decode(self, indices: list[int], deadline: float = float("inf")) -> bool:
+        """Decode the images at ``indices`` into arrays (a corrupt one is noted, not raised);
+        False, with nothing done, when the slice starts after ``deadline`` (``time.monotonic()``:
+        it waited in the pool behind other requests' work)."""
+        if time.monotonic() > deadline:
+            return False
         for index in indices:
-            image = self.images.pop(index)
             try:
-                self.arrays[index] = image_to_array(load_image(image))
+                # no reference kept here: image_to_array frees the full-size image as soon as it
+                # has reduced it (a 4096x4096 RGBA image is 64 MB)
+                self.arrays[index] = image_to_array(load_image(self.images.pop(index)))
             except PreprocessError as exc:
                 self._fail(index, exc)
-            finally:
-                image.close()
+        return True
 
     def batch(self) -> np.ndarray:
         """float32 [N, 28, 28], or a 400 listing every invalid instance."""

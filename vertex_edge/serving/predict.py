@@ -118,9 +118,8 @@ class Predictor:
         try:
             await loop.run_in_executor(pool, decoding.open, settings.max_request_pixels)
             for indices in decoding.slices():
-                if time.monotonic() > deadline:
+                if not await loop.run_in_executor(pool, decoding.decode, indices, deadline):
                     raise self._late()
-                await loop.run_in_executor(pool, decoding.decode, indices)
             return decoding.batch()
         finally:
             decoding.close()
