@@ -57,7 +57,7 @@ def test_pixel_budgets_per_image_and_per_request(model_dir: Path, monkeypatch: p
         assert big.json()["error"]["message"].startswith("instance 1: image is 301x301 = 90,601 pixels, over the limit")
         many = client.post("/predict", json={"instances": [png(300)] * 3})
         assert many.status_code == 413 and many.json()["error"]["status"] == "PAYLOAD_TOO_LARGE"
-        assert "decode to 270,000 pixels; the limit is 250,000 per request" in many.json()["error"]["message"]
+        assert "the 3 images of this request already decode to 270,000 pixels; the limit is 250,000 per request" in many.json()["error"]["message"]
         assert decoded == []  # refused from the headers: nothing was decoded
         empty = client.post("/predict", json={"instances": [{"b64": ""}]})
         assert empty.status_code == 400 and '"b64" is empty' in empty.json()["error"]["message"]
