@@ -29,8 +29,8 @@ Refusals carry ``Retry-After`` (503) and the JSON error body of the prediction s
 
 Typed API: :class:`HttpLimits` (``from_env``: the ``EDGE_HTTP_*`` variables), :func:`uvicorn_config`,
 :func:`run` (exit 0 after a graceful SIGTERM/SIGINT shutdown, instead of uvicorn re-raising
-the signal) and :func:`return_memory_to_the_os` (memory freed after a burst of large uploads
-goes back to the OS instead of staying resident).
+the signal) and :func:`trim_heap` (memory freed after a burst of large uploads goes back to the OS
+instead of staying resident).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ import http
 import ipaddress
 import json
 import logging
-import os
 import signal
 import threading
 from collections.abc import Mapping, Sequence
@@ -156,12 +155,15 @@ def _var(name: str) -> str:
 
 # ---------------------------------------------------------------------------------- protocol
 
-_IDLE, _HEADERS, _BODY, _DONE = range(4)  # where a connection is in its current request
+_IDLE, _HEADERS, _BODY = range(3)  # where a connection is: between requests (or answering one), reading one
 
 
 class _HeadersTooLarge(Exception):
     """Raised from a parser callback: httptools stops parsing and ``data_received`` answers 431."""
 
+
+#: how long a refused connection is still read (and dropped) after its answer, before the close
+LINGER_S = 2.0
 
 #: set in the ASGI scope of a request whose body timed out (the application logs it as 408)
 TIMED_OUT = "vertex_edge.timed_out"
@@ -186,7 +188,9 @@ class LimitedProtocol(HttpToolsProtocol):
         self._since = 0.0  # when the current phase started (loop time)
         self._timer: asyncio.TimerHandle | None = None
         self._header_bytes = 0
-        self._began = False  # a byte of the current request has arrived
+        self._began = False  # a byte of a request has arrived on this connection
+        self._big_chunk = False  # a read larger than max_header_bytes arrived before the headers ended
+        self._lingering = False  # an error was answered: reading and dropping until the close
         self._refused: str | None = None  # why the parser was stopped (431)
         self._over_capacity = False  # this connection is beyond max_connections
 
@@ -205,7 +209,11 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own, but a request refused by a header limit answers 431 (not "invalid request")
+        if self._lingering:
+            return  # refused: what the client still sends is read and dropped until the close
         self._unset_keepalive_if_required()
+        if len(data) > self.limits.max_header_bytes:
+            self._big_chunk = True  # headers completed in this read are measured exactly
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -220,7 +228,13 @@ class LimitedProtocol(HttpToolsProtocol):
                 self.logger.warning("Invalid HTTP request received.")
                 self.send_400_response("Invalid HTTP request received.")
             return
-        if self._timer is None and self._phase in (_HEADERS, _BODY) and not self.transport.is_closing():
+        if self._phase == _HEADERS:  # the headers are still incomplete after this read
+            self._header_bytes += len(data)
+            if self._header_bytes > self.limits.max_header_bytes:
+                self._refused = f"the request line and headers are over {self.limits.max_header_bytes:,} bytes"
+                self._refuse_headers()
+                return
+        if self._timer is None and self._phase != _IDLE and not self.transport.is_closing():
             self._arm()
 
     def _arm(self) -> None:
@@ -231,7 +245,7 @@ class LimitedProtocol(HttpToolsProtocol):
         """The timer: close a request that is late with its headers or body (re-armed when the
         request moved on since it was set)."""
         self._timer = None
-        if self._phase not in (_HEADERS, _BODY) or self.transport.is_closing():
+        if self._phase == _IDLE or self.transport.is_closing():
             return
         limit = self.limits.header_timeout_s if self._phase == _HEADERS else self.limits.body_timeout_s
         if self.loop.time() < self._since + limit - 0.001:
@@ -245,39 +259,47 @@ class LimitedProtocol(HttpToolsProtocol):
             log.info("closing a connection that sent no request in %g s", limit,
                      extra={"fields": {"client": self._client(), "timeout": "idle"}})  # fmt: skip
         cycle = self.cycle if self._phase == _BODY else None
-        if self._began and (cycle is None or not cycle.response_started):
-            self.transport.write(_raw_response(408, f"the request {what} did not arrive within {limit:g} s"))
         if cycle is not None:  # the application waiting for the body sees a disconnect
             cycle.scope[TIMED_OUT] = True  # type: ignore[literal-required]
             cycle.disconnected = True
             cycle.message_event.set()
-        self.transport.close()
+        busy = self.cycle is not None and not self.cycle.response_complete  # (pipelined: answering one)
+        if self._began and (not busy if cycle is None else not cycle.response_started):
+            self._answer_and_close(_raw_response(408, f"the request {what} did not arrive within {limit:g} s"))
+        else:
+            self.transport.close()
+
+    def _answer_and_close(self, response: bytes) -> None:
+        """Write ``response``, then close "lingering": our side is shut at once, what the client
+        still sends is dropped for up to :data:`LINGER_S` so that it reads the answer (closing with
+        unread data would reset the connection and lose it)."""
+        self.transport.write(response)
+        self._lingering = True
+        self._phase = _IDLE
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
+        else:  # pragma: no cover - TLS transports cannot half-close
+            self.transport.close()
 
     # ------------------------------------------------------------------ parser callbacks
+    # (only three overridden, each a few attribute stores: they run on every request)
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._phase, self._since, self._header_bytes, self._began = _HEADERS, self.loop.time(), 0, True
 
-    def on_url(self, url: bytes) -> None:  # the limits raise: httptools stops, data_received answers 431
-        self._header_bytes += len(url)
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._refused = f"the request line and headers are over {self.limits.max_header_bytes:,} bytes"
-            raise _HeadersTooLarge
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._refused = f"the request line and headers are over {self.limits.max_header_bytes:,} bytes"
-            raise _HeadersTooLarge
-        if len(self.headers) >= self.limits.max_headers:
-            self._refused = f"the request has over {self.limits.max_headers} header lines"
-            raise _HeadersTooLarge
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
+    def on_headers_complete(self) -> None:  # raising here stops httptools: data_received answers 431
         self._phase, self._since = _BODY, self.loop.time()
         limits = self.limits
+        if len(self.headers) > limits.max_headers:
+            self._refused = f"the request has over {limits.max_headers} header lines"
+            raise _HeadersTooLarge
+        if self._header_bytes or self._big_chunk:  # headers over several reads, or one large read
+            self._big_chunk = False
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > limits.max_header_bytes:
+                self._refused = f"the request line and headers are over {limits.max_header_bytes:,} bytes"
+                raise _HeadersTooLarge
         if (self._over_capacity or len(self.tasks) >= limits.max_requests) and self._capacity_applies():
             app, self.app = self.app, self._busy
             try:
@@ -289,17 +311,11 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._phase = _DONE
-
-    def on_response_complete(self) -> None:
-        if self._phase == _DONE:
-            self._phase, self._began = _IDLE, False  # uvicorn's keep-alive timer takes over
-        super().on_response_complete()
+        self._phase = _IDLE  # answered next; then uvicorn's keep-alive timer runs until the next request
 
     def _refuse_headers(self) -> None:
         log.warning("refused a request: %s", self._refused, extra={"fields": {"client": self._client()}})
-        self.transport.write(_raw_response(431, f"{self._refused}; send fewer or smaller headers"))
-        self.transport.close()
+        self._answer_and_close(_raw_response(431, f"{self._refused}; send fewer or smaller headers"))
 
     def _client(self) -> str | None:
         return self.client[0] if self.client else None
@@ -370,29 +386,13 @@ def _absorb(signum: int, frame: object) -> None:
     """What uvicorn's re-raised signal reaches after a graceful shutdown: nothing more to do."""
 
 
-#: glibc ``mallopt`` parameters (malloc.h)
-_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8
-
-
-def return_memory_to_the_os(*, mmap_threshold: int = 1 << 20, arena_max: int = 2) -> bool:
-    """Make freed large blocks go back to the OS: call once, before any thread starts.
-
-    glibc serves a block of ``mmap_threshold`` bytes or more with its own ``mmap`` (unmapped on
-    free) - but it raises that threshold to the size of any such block freed, so after the first
-    decoded image every later one is carved from the heap and stays resident after it is freed
-    (a server that decoded a few 64 MB images kept ~170 MB it no longer used). Fixing the
-    threshold keeps it where it is; ``arena_max`` bounds the per-thread heaps. Requests of small
-    arrays (a 28x28 image) never reach the threshold. Returns False where it does not apply (not
-    glibc); the environment variables ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_ARENA_MAX`` win.
-    """
+def trim_heap() -> bool:
+    """Give the memory the heap holds free back to the OS (glibc ``malloc_trim``; False where it
+    does not apply). After a burst of large uploads, freed blocks otherwise stay resident: a
+    server that decoded a few 64 MB images kept ~170 MB it no longer used. Costs a few
+    milliseconds: call it off the event loop, when the burst is over."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        return bool(libc.malloc_trim(0))
     except (OSError, AttributeError):
         return False
-    done = True
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        done = bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and done
-    if "MALLOC_ARENA_MAX" not in os.environ:
-        done = bool(mallopt(_M_ARENA_MAX, arena_max)) and done
-    return done

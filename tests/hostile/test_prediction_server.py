@@ -82,7 +82,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "AIP_HTTP_PORT": str(port),
             "EDGE_HOST": "127.0.0.1",
             "PYTHONPATH": str(REPO),
-            "OPENBLAS_NUM_THREADS": "1",  # as in the container: numpy's BLAS threads are not needed
+            # as in the container (services/prediction/Dockerfile): no BLAS threads, two malloc arenas
+            "OPENBLAS_NUM_THREADS": "1",
+            "MALLOC_ARENA_MAX": "2",
             "EDGE_HTTP_HEADER_TIMEOUT_S": str(TIMEOUT_S),
             "EDGE_HTTP_BODY_TIMEOUT_S": str(TIMEOUT_S),
             "EDGE_HTTP_MAX_CONNECTIONS": "512",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import uvicorn
 
 from vertex_edge.errors import EdgeError
-from vertex_edge.httpserver import return_memory_to_the_os, run, uvicorn_config
+from vertex_edge.httpserver import run, uvicorn_config
 from vertex_edge.serving.app import create_app
 from vertex_edge.serving.logs import configure_logging
 from vertex_edge.serving.settings import ServerSettings
@@ -29,7 +29,6 @@ def serve(
 ) -> int:
     """Run uvicorn until it is stopped; return the exit code."""
     configure_logging(log_level)
-    return_memory_to_the_os()  # before the model and pool threads start
     log = logging.getLogger("vertex_edge.serving")
     outcome = {"code": 0}
     server: uvicorn.Server | None = None

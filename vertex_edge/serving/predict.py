@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vertex_edge.httpserver import TIMED_OUT
+from vertex_edge.httpserver import TIMED_OUT, trim_heap
 from vertex_edge.monitoring.capture import RequestIds
 from vertex_edge.serving import jsonio
 from vertex_edge.serving.asgi import Receive, Scope, Send
@@ -23,6 +23,9 @@ from vertex_edge.serving.settings import ServerSettings
 from vertex_edge.serving.state import ServingState
 
 log = logging.getLogger("vertex_edge.serving")
+
+#: the heap is trimmed this long after the last heavy request (images, or > max_batch instances)
+TRIM_AFTER_S = 1.0
 
 
 class Predictor:
@@ -42,6 +45,8 @@ class Predictor:
         self.batcher = batcher
         self.pools = pools
         self.request_id = RequestIds()
+        self._heavy = 0  # requests in progress with images or more than max_batch instances
+        self._trim: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, fields: dict[str, Any]) -> None:
         headers: list[tuple[bytes, bytes]] = []
@@ -63,6 +68,10 @@ class Predictor:
         except Exception:  # noqa: BLE001 - any other failure is a logged 500, as FastAPI would answer
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
             status, body = 500, INTERNAL_BODY
+        if fields.get("heavy"):
+            self._heavy -= 1
+            if not self._heavy and self._trim is None:
+                self._trim = asyncio.get_running_loop().call_later(TRIM_AFTER_S, self._trim_heap)
         fields["status"] = status
         headers += [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -104,7 +113,11 @@ class Predictor:
         fields["instances"] = len(instances)
         # JSON true/false are not pixel values; skip looking for them when the body has none
         check_booleans = b"true" in body or b"false" in body
-        if any(isinstance(i, dict) for i in instances):
+        images = any(isinstance(i, dict) for i in instances)
+        if images or len(instances) > settings.max_batch:
+            self._heavy += 1
+            fields["heavy"] = True
+        if images:
             return await self._decode(instances, check_booleans, deadline), with_labels, deadline
         return to_batch(instances, check_booleans), with_labels, deadline
 
@@ -123,6 +136,12 @@ class Predictor:
             return decoding.batch()
         finally:
             decoding.close()
+
+    def _trim_heap(self) -> None:
+        """After a burst of heavy requests: the heap's free memory back to the OS, in the pool."""
+        self._trim = None
+        if not self._heavy:
+            asyncio.get_running_loop().run_in_executor(self.pools.get("images"), trim_heap)
 
     def _late(self) -> Problem:
         return Problem(
