@@ -14,7 +14,6 @@ import resource
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ import pytest
 from benchmarks.serving import run_load, synthetic_cnn
 from tests.conftest import free_port
 from tests.hostile import prediction_payloads as payloads
+from tests.hostile.prediction_clients import Abuse, SlowConnections, memory_mb
 
 pytestmark = pytest.mark.slow
 
@@ -51,13 +51,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def memory_mb(self) -> dict[str, float]:
-        """VmRSS (resident now) and VmHWM (the peak) of the server process."""
-        text = Path(f"/proc/{self.process.pid}/status").read_text()
-        return {
-            line.split(":")[0]: int(line.split()[1]) / 1024
-            for line in text.splitlines()
-            if line.startswith(("VmRSS", "VmHWM"))
-        }
+        return memory_mb(self.process.pid)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -142,63 +136,23 @@ def test_the_cpu_amplifier_does_not_starve_a_well_behaved_client(server: Server)
     """Abusive clients: the amplifier, requests at the pixel budget, 500 float images per request."""
     amplifier, heavy, numbers = payloads.amplifier(), payloads.at_pixel_budget("RGB"), payloads.costly_numbers()
     assert post(server, amplifier).status_code == 413  # refused from the headers, nothing decoded
-    stop = threading.Event()
-    abusive: list[int] = []
-
-    def abuse(body: bytes) -> None:
-        with httpx.Client(timeout=60) as client:
-            while not stop.is_set():
-                r = client.post(server.url + "/predict", content=body, headers={"content-type": "application/json"})
-                abusive.append(r.status_code)
-
-    abusers = (amplifier, amplifier, amplifier, heavy, numbers, numbers)
-    threads = [threading.Thread(target=abuse, args=(b,)) for b in abusers]
-    for t in threads:
-        t.start()
-    try:
+    with Abuse(server.url + "/predict", [amplifier, amplifier, amplifier, heavy, numbers, numbers]) as abuse:
         time.sleep(1.0)  # the abusive clients are at it before the measured client starts
         good = run_load(server.port, "/predict", payloads.single_image(), concurrency=2, requests=300)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(60)
     assert good["errors"] == 0, good["error_samples"]  # every answer a 200: no 5xx
     assert good["p99_ms"] <= 1000, good
-    assert set(abusive) <= {200, 413, 503, 504} and 413 in abusive, sorted(set(abusive))
+    assert set(abuse.codes) <= {200, 413, 503, 504} and 413 in abuse.codes, abuse.counts()
     assert server.alive()
 
 
 def test_slow_headers_and_slow_bodies_are_closed(server: Server) -> None:
-    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n"
-    socks: list[tuple[socket.socket, bytes]] = []
-    for i in range(300):  # 150 trickling headers, 150 trickling bodies
-        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        sock.sendall(head if i % 2 else head + b'\r\n{"instances": [')
-        socks.append((sock, b"x-slow: 1\r\n" if i % 2 else b" "))
-    started = time.monotonic()
-    open_ = len(socks)
+    slow = SlowConnections(server.port, 300)  # 150 trickling headers, 150 trickling bodies
     try:
-        while time.monotonic() - started < TIMEOUT_S + 4 and open_:
-            open_ = 0
-            for sock, more in socks:  # keep trickling: a byte now and then is not enough to stay open
-                try:
-                    sock.sendall(more)
-                    open_ += 1
-                except OSError:
-                    pass
-            time.sleep(0.25)
-        answers: dict[str, list[int]] = {"headers": [], "body": []}
-        for i, (sock, _) in enumerate(socks):
-            sock.settimeout(5)
-            try:
-                status = status_of(sock.recv(4096))
-            except OSError:
-                status = 0  # reset after the close
-            answers["headers" if i % 2 else "body"].append(status)
+        still_open = slow.trickle(TIMEOUT_S + 4)  # a byte now and then is not enough to stay open
+        answers = slow.answers()
     finally:
-        for sock, _ in socks:
-            sock.close()
-    assert open_ == 0, f"{open_} connections still open {TIMEOUT_S + 4} s later"
+        slow.close()
+    assert still_open == 0, f"{still_open} connections still open {TIMEOUT_S + 4} s later"
     assert set(answers["headers"]) <= {408, 0} and answers["headers"].count(408) > 100, answers["headers"]
     # beyond EDGE_HTTP_MAX_REQUESTS (64) a request waiting for its body is refused at once
     assert set(answers["body"]) <= {408, 503, 0} and answers["body"].count(408) >= 32, answers["body"]
