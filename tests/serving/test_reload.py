@@ -14,7 +14,7 @@ import pytest
 from tests.registry.conftest import train
 from tests.serving.tiny_model import bar_image, write_model_dir
 from vertex_edge.registry import LocalRegistry
-from vertex_edge.serving_status import ServingStatus, read_status, status_path
+from vertex_edge.serving_status import ServingStatus, judge_status, read_status, status_path
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +88,25 @@ def test_a_following_server_reports_reloads_and_a_corrupt_version(tmp_path: Path
 
     assert server.stop() == 0
     assert not status_path(registry.endpoint_file).exists()  # no server follows any more
+
+
+def test_a_server_told_not_to_follow_says_so(tmp_path: Path, server_factory) -> None:
+    registry = registry_of(tmp_path, 2)
+    server = server_factory(
+        {
+            "AIP_STORAGE_URI": str(registry.version_dir("1")),
+            "EDGE_ENDPOINT_FILE": str(registry.endpoint_file),
+            "EDGE_FOLLOW": "0",
+            "EDGE_RELOAD_INTERVAL_S": "0.1",
+        }
+    )
+    status = wait_status(registry, lambda s: s.serving_version == "1")
+    assert status.target_version is None
+    deploy(registry, "2")
+    time.sleep(0.5)
+    assert judge_status(read_status(registry.model_root), "2", since=None).kind == "not-following"  # type: ignore[union-attr]
+    assert httpx.get(server.health_url).json()["registry_version"] == "1"
+    assert server.stop() == 0 and read_status(registry.model_root) is None
 
 
 def test_a_server_not_following_writes_no_status(tmp_path: Path, server_factory) -> None:

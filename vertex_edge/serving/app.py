@@ -111,7 +111,7 @@ def create_app(
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         if follower is not None:
-            follower.starting(registry_version_of(Path(settings.storage_uri)))
+            follower.starting(registry_version_of(Path(settings.storage_uri)) if settings.follow else None)
         try:
             model = await loop.run_in_executor(None, load, settings.storage_uri)
         except Exception as exc:  # noqa: BLE001 - any load failure is reported, then fatal
@@ -126,7 +126,7 @@ def create_app(
             extra={"fields": {"model_version": model.version, "registry_version": model.registry_version}},
         )
         if follower is not None:
-            await follower.run()
+            await follower.run(follow=settings.follow)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202

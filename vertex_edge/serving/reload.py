@@ -96,13 +96,17 @@ class EndpointFollower:
         self.report()
 
     # ------------------------------------------------------------------ following
-    async def run(self) -> None:
+    async def run(self, *, follow: bool = True) -> None:
         """Follow the endpoint until cancelled (the first check happens at once: a deployment
-        may have happened while the first model was loading)."""
+        may have happened while the first model was loading). Not ``follow``ing: only say so
+        (target None: deploy reports that a restart is needed) until cancelled."""
         current = self.state.model
-        self.state.target_version = current.registry_version if current is not None else None
+        served = current.registry_version if current is not None else None
+        self.state.target_version = served if follow else None
         self.report()
         try:
+            if not follow:
+                await asyncio.Event().wait()
             while True:
                 await self.check()
                 await asyncio.sleep(self.interval_s)

@@ -19,7 +19,8 @@ about 40 MB lower than 128),
 (ONNX Runtime intra-op threads, 0 = half the CPUs, 1..4), ``EDGE_MAX_BODY_BYTES`` (1.5 MiB, Vertex's
 limit), ``EDGE_MODEL_CACHE`` (where a gs:// model is downloaded), ``EDGE_ENDPOINT_FILE`` (a
 local registry ``endpoint.json`` to follow: a new deployment is loaded and swapped in without
-a restart) and ``EDGE_RELOAD_INTERVAL_S`` (how often it is checked, 1).
+a restart; with ``EDGE_FOLLOW=0`` the server only reports, in ``serving-status.json``, that it
+serves one version and does not follow) and ``EDGE_RELOAD_INTERVAL_S`` (how often it is checked, 1).
 
 Per-request budgets: ``EDGE_MAX_IMAGE_PIXELS`` (decoded pixels of one b64 image, 4096 x 4096:
 a 400 naming the instance beyond), ``EDGE_MAX_REQUEST_PIXELS`` (of all the b64 images of a
@@ -64,6 +65,7 @@ class ServerSettings:
     max_body_bytes: int = MAX_BODY_BYTES
     model_cache: str | None = None
     endpoint_file: str | None = None
+    follow: bool = True  # False: serve the one version, only report it beside endpoint_file (--no-follow)
     reload_interval_s: float = 1.0
     max_image_pixels: int = MAX_IMAGE_PIXELS
     max_request_pixels: int = MAX_REQUEST_PIXELS
@@ -134,6 +136,11 @@ class ServerSettings:
         _str(values, env, "EDGE_MODEL_CACHE", "model_cache")
         _str(values, env, "EDGE_ENDPOINT_FILE", "endpoint_file")
         _float(values, env, "EDGE_RELOAD_INTERVAL_S", "reload_interval_s")
+        follow = env.get("EDGE_FOLLOW", "").strip().lower()
+        if follow:
+            if follow not in ("0", "1", "true", "false"):
+                raise ConfigError(f"EDGE_FOLLOW={follow!r}: expected 1 (follow the endpoint) or 0")
+            values["follow"] = follow in ("1", "true")
         _int(values, env, "EDGE_MAX_IMAGE_PIXELS", "max_image_pixels")
         _int(values, env, "EDGE_MAX_REQUEST_PIXELS", "max_request_pixels")
         _float(values, env, "EDGE_REQUEST_DEADLINE_S", "request_deadline_s")
