@@ -165,6 +165,11 @@ class _HeadersTooLarge(Exception):
 #: how long a refused connection is still read (and dropped) after its answer, before the close
 LINGER_S = 2.0
 
+#: under pressure (over 3/4 of max_connections open), what a new connection closes: connections
+#: idle, or reading their headers, for over 1 s, and reading their body for over 5 s (1.5 MB at
+#: 300 KB/s)
+PRESSURE_S = {"idle": 1.0, "headers": 1.0, "body": 5.0}
+
 #: set in the ASGI scope of a request whose body timed out (the application logs it as 408)
 TIMED_OUT = "vertex_edge.timed_out"
 
@@ -181,6 +186,7 @@ class LimitedProtocol(HttpToolsProtocol):
 
     limits: ClassVar[HttpLimits] = HttpLimits()
     _exempt: ClassVar[frozenset[bytes]] = frozenset()
+    _receiving: ClassVar[int]  # requests of the server receiving their bodies (one class per server)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -191,21 +197,43 @@ class LimitedProtocol(HttpToolsProtocol):
         self._began = False  # a byte of a request has arrived on this connection
         self._big_chunk = False  # a read larger than max_header_bytes arrived before the headers ended
         self._lingering = False  # an error was answered: reading and dropping until the close
+        self._counted = False  # counted in the class's _receiving (headers in, body not yet)
         self._refused: str | None = None  # why the parser was stopped (431)
         self._over_capacity = False  # this connection is beyond max_connections
 
     # ------------------------------------------------------------------ connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._over_capacity = len(self.connections) > self.limits.max_connections
         self._phase, self._since = _HEADERS, self.loop.time()  # the first request must arrive in time
+        count = len(self.connections)
+        if count > self.limits.max_connections * 3 // 4:  # under pressure: the slow ones make room
+            count -= self._evict_slow()
+        self._over_capacity = count > self.limits.max_connections
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._body_done()
         super().connection_lost(exc)
+
+    def _evict_slow(self) -> int:
+        """Close the connections that are slow under pressure (see :data:`PRESSURE_S`): a flood
+        of slow or idle connections cannot keep a new client out. Returns how many."""
+        now = self.loop.time()
+        evicted = 0
+        for other in list(self.connections):
+            if other is self or not isinstance(other, LimitedProtocol) or other.transport.is_closing():
+                continue
+            idle = other._phase == _IDLE and (other.cycle is None or other.cycle.response_complete)
+            phase = "idle" if idle else {_HEADERS: "headers", _BODY: "body"}.get(other._phase)
+            if phase is not None and now - other._since > PRESSURE_S[phase]:
+                other._time_out(phase, PRESSURE_S[phase])
+                evicted += 1
+        if evicted:
+            log.warning("%d connections open: closed %d slow or idle ones", len(self.connections), evicted)
+        return evicted
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own, but a request refused by a header limit answers 431 (not "invalid request")
@@ -234,12 +262,18 @@ class LimitedProtocol(HttpToolsProtocol):
                 self._refused = f"the request line and headers are over {self.limits.max_header_bytes:,} bytes"
                 self._refuse_headers()
                 return
-        if self._timer is None and self._phase != _IDLE and not self.transport.is_closing():
-            self._arm()
+        if self._phase != _IDLE and not self.transport.is_closing():
+            self._arm()  # (the request is incomplete after this read: rare, not on the common path)
 
     def _arm(self) -> None:
+        """Make sure the timer fires by the current phase's deadline (one timer per connection)."""
         limit = self.limits.header_timeout_s if self._phase == _HEADERS else self.limits.body_timeout_s
-        self._timer = self.loop.call_at(self._since + limit, self._expired)
+        when = self._since + limit
+        if self._timer is not None:
+            if self._timer.when() <= when:
+                return
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._expired)
 
     def _expired(self) -> None:
         """The timer: close a request that is late with its headers or body (re-armed when the
@@ -251,20 +285,25 @@ class LimitedProtocol(HttpToolsProtocol):
         if self.loop.time() < self._since + limit - 0.001:
             self._arm()
             return
-        what = "headers" if self._phase == _HEADERS else "body"
-        if self._began:
-            log.warning("closing a connection whose request %s took over %g s", what, limit,
-                        extra={"fields": {"client": self._client(), "timeout": what}})  # fmt: skip
-        else:
+        self._time_out("headers" if self._phase == _HEADERS else "body", limit)
+
+    def _time_out(self, what: str, limit: float) -> None:
+        """Close a request late with its ``what`` (``headers``, ``body``; ``idle``: no request):
+        408 when it has begun and nothing else is being answered on the connection."""
+        if what == "idle" or not self._began:
             log.info("closing a connection that sent no request in %g s", limit,
                      extra={"fields": {"client": self._client(), "timeout": "idle"}})  # fmt: skip
+            self.transport.close()
+            return
+        log.warning("closing a connection whose request %s took over %g s", what, limit,
+                    extra={"fields": {"client": self._client(), "timeout": what}})  # fmt: skip
         cycle = self.cycle if self._phase == _BODY else None
         if cycle is not None:  # the application waiting for the body sees a disconnect
             cycle.scope[TIMED_OUT] = True  # type: ignore[literal-required]
             cycle.disconnected = True
             cycle.message_event.set()
         busy = self.cycle is not None and not self.cycle.response_complete  # (pipelined: answering one)
-        if self._began and (not busy if cycle is None else not cycle.response_started):
+        if not busy if cycle is None else not cycle.response_started:
             self._answer_and_close(_raw_response(408, f"the request {what} did not arrive within {limit:g} s"))
         else:
             self.transport.close()
@@ -275,6 +314,7 @@ class LimitedProtocol(HttpToolsProtocol):
         unread data would reset the connection and lose it)."""
         self.transport.write(response)
         self._lingering = True
+        self._body_done()
         self._phase = _IDLE
         if self.transport.can_write_eof():
             self.transport.write_eof()
@@ -300,7 +340,13 @@ class LimitedProtocol(HttpToolsProtocol):
             if size > limits.max_header_bytes:
                 self._refused = f"the request line and headers are over {limits.max_header_bytes:,} bytes"
                 raise _HeadersTooLarge
-        if (self._over_capacity or len(self.tasks) >= limits.max_requests) and self._capacity_applies():
+        cls = type(self)
+        # requests still receiving their bodies are bounded by the connection limit and the body
+        # timeout, not counted here: slow uploads cannot take the places of requests being answered
+        busy = self._over_capacity or len(self.tasks) - cls._receiving >= limits.max_requests
+        cls._receiving += 1
+        self._counted = True
+        if busy and self._capacity_applies():
             app, self.app = self.app, self._busy
             try:
                 super().on_headers_complete()
@@ -311,7 +357,13 @@ class LimitedProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._body_done()
         self._phase = _IDLE  # answered next; then uvicorn's keep-alive timer runs until the next request
+
+    def _body_done(self) -> None:
+        if self._counted:
+            self._counted = False
+            type(self)._receiving -= 1
 
     def _refuse_headers(self) -> None:
         log.warning("refused a request: %s", self._refused, extra={"fields": {"client": self._client()}})
@@ -340,7 +392,8 @@ class LimitedProtocol(HttpToolsProtocol):
 def protocol_for(limits: HttpLimits) -> type[LimitedProtocol]:
     """A :class:`LimitedProtocol` class bound to ``limits`` (uvicorn instantiates it per connection)."""
     exempt = frozenset(p.encode() for p in limits.exempt_paths)
-    return type("LimitedProtocol", (LimitedProtocol,), {"limits": limits, "_exempt": exempt})
+    # one class per server: _receiving counts that server's requests receiving their bodies
+    return type("LimitedProtocol", (LimitedProtocol,), {"limits": limits, "_exempt": exempt, "_receiving": 0})
 
 
 # ---------------------------------------------------------------------------------- server

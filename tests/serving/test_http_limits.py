@@ -19,7 +19,7 @@ from tests.serving.conftest import RunningServer
 pytestmark = pytest.mark.slow
 
 LIMITS = {
-    "EDGE_HTTP_HEADER_TIMEOUT_S": "0.5",
+    "EDGE_HTTP_HEADER_TIMEOUT_S": "3",
     "EDGE_HTTP_BODY_TIMEOUT_S": "0.5",
     "EDGE_HTTP_MAX_CONNECTIONS": "6",
     "EDGE_HTTP_MAX_REQUESTS": "2",
@@ -71,13 +71,13 @@ def error_of(response: bytes) -> dict:
 
 def test_an_idle_connection_is_closed(limited: RunningServer) -> None:
     took, out = exchange(limited, b"")
-    assert out == b"" and took < 3
+    assert out == b"" and 2.5 < took < 6
 
 
 def test_slow_headers_are_closed_with_408(limited: RunningServer) -> None:
     took, out = exchange(limited, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-")
-    assert status_of(out) == 408 and took < 3
-    assert error_of(out)["message"] == "the request headers did not arrive within 0.5 s"
+    assert status_of(out) == 408 and took < 6
+    assert error_of(out)["message"] == "the request headers did not arrive within 3 s"
 
 
 def test_a_body_shorter_than_its_content_length_is_answered_408(limited: RunningServer) -> None:
@@ -101,21 +101,45 @@ def test_oversized_or_too_many_headers_are_431(limited: RunningServer, headers: 
 
 
 def test_requests_beyond_the_limit_get_503_with_retry_after(limited: RunningServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.hostile.prediction_payloads import body, png_b64
+
+    slow = body([{"b64": png_b64(2048, 2048, "RGB")}] * 4)  # a few hundred ms of decoding each
+
+    def post() -> httpx.Response:
+        return httpx.post(limited.predict_url, content=slow, headers={"content-type": "application/json"}, timeout=60)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = [f.result() for f in [pool.submit(post) for _ in range(8)]]
+        assert httpx.get(limited.health_url, timeout=5).status_code == 200  # health checks are never refused
+    busy = [r for r in answers if r.status_code == 503]
+    assert busy and all(r.status_code in (200, 503) for r in answers), [r.status_code for r in answers]
+    assert busy[0].headers["retry-after"] == "1" and "2 requests are in progress" in busy[0].json()["error"]["message"]
+
+
+def test_slow_uploads_do_not_take_the_places_of_requests(limited: RunningServer) -> None:
     head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
-    held = [connect(limited) for _ in range(2)]
+    held = [connect(limited) for _ in range(3)]
     try:
-        for sock in held:  # two requests in progress (waiting for their bodies)
+        for sock in held:  # three requests (over EDGE_HTTP_MAX_REQUESTS) waiting for their bodies
             sock.sendall(head)
         time.sleep(0.1)
-        r = httpx.post(limited.predict_url, json={"instances": [[0] * 784]}, timeout=5)
-        assert r.status_code == 503 and r.headers["retry-after"] == "1"
-        assert "2 requests are in progress" in r.json()["error"]["message"]
-        assert httpx.get(limited.health_url, timeout=5).status_code == 200  # health checks are never refused
+        assert httpx.post(limited.predict_url, json={"instances": [[0] * 784]}, timeout=5).status_code == 200
     finally:
         for sock in held:
             sock.close()
-    time.sleep(0.6)
-    assert httpx.post(limited.predict_url, json={"instances": [[0] * 784]}, timeout=5).status_code == 200
+
+
+def test_under_pressure_slow_and_idle_connections_make_room(limited: RunningServer) -> None:
+    held = [connect(limited) for _ in range(6)]  # the limit, idle
+    try:
+        time.sleep(1.2)  # idle for over a second: evicted when a new client needs room
+        r = httpx.post(limited.predict_url, json={"instances": [[0] * 784]}, timeout=5)
+        assert r.status_code == 200
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def test_connections_beyond_the_limit_are_refused(limited: RunningServer) -> None:
