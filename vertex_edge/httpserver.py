@@ -8,20 +8,15 @@ forever; it also accepts headers of any size and number. :class:`LimitedProtocol
 of uvicorn's ``HttpToolsProtocol``, ASGI middleware cannot help: it runs only once the headers
 are in) adds, each O(1) per request:
 
-=====================  ==================================================================  =====
-limit                  what happens beyond it                                              code
-=====================  ==================================================================  =====
-``header_timeout_s``   request line and headers not complete this long after the          408
-                       connection opened or the request's first byte: closed
-``body_timeout_s``     body not complete this long after the headers (a slow body, or      408
-                       one shorter than its Content-Length): closed
-``keep_alive_s``       idle connection between requests: closed (uvicorn's own)            -
-``max_header_bytes``   request line + header names and values                              431
-``max_headers``        header lines                                                        431
-``max_connections``    open connections: a request on a connection beyond it is refused,   503
-                       then the connection closed
-``max_requests``       requests in progress at once (every route but ``exempt_paths``)     503
-=====================  ==================================================================  =====
+* ``header_timeout_s``: request line and headers not complete this long after the connection
+  opened or the request's first byte: 408, closed;
+* ``body_timeout_s``: body not complete this long after the headers (slow, or shorter than its
+  Content-Length): 408, closed; ``keep_alive_s``: idle between requests: closed (uvicorn's own);
+* ``max_header_bytes``, ``max_headers``: the request line and headers, the header lines: 431;
+* ``max_connections``: a request on a connection beyond it: 503, closed; over 3/4 of it, a new
+  connection first closes the slow and idle ones (:data:`PRESSURE_S`);
+* ``max_requests``: requests being answered at once (receiving bodies not counted; every path
+  but ``exempt_paths``): 503.
 
 Refusals carry ``Retry-After`` (503) and the JSON error body of the prediction server
 (:func:`error_document`). Proxy headers (``X-Forwarded-For``/``-Proto``) are trusted only from
@@ -69,18 +64,12 @@ STATUS_NAMES = {
     504: "DEADLINE_EXCEEDED",
 }
 
+#: the numeric :class:`HttpLimits` fields and their allowed ranges; each is ``EDGE_HTTP_<FIELD>``
+_RANGES = {"header_timeout_s": (0.1, 3600), "body_timeout_s": (0.1, 3600), "keep_alive_s": (0.1, 3600),
+           "max_header_bytes": (1024, 1 << 20), "max_headers": (8, 10_000), "max_connections": (1, 100_000),
+           "max_requests": (1, 100_000), "retry_after_s": (0, 3600)}  # fmt: skip
 #: environment variable -> :class:`HttpLimits` field
-ENV = {
-    "EDGE_HTTP_HEADER_TIMEOUT_S": "header_timeout_s",
-    "EDGE_HTTP_BODY_TIMEOUT_S": "body_timeout_s",
-    "EDGE_HTTP_KEEP_ALIVE_S": "keep_alive_s",
-    "EDGE_HTTP_MAX_HEADER_BYTES": "max_header_bytes",
-    "EDGE_HTTP_MAX_HEADERS": "max_headers",
-    "EDGE_HTTP_MAX_CONNECTIONS": "max_connections",
-    "EDGE_HTTP_MAX_REQUESTS": "max_requests",
-    "EDGE_HTTP_RETRY_AFTER_S": "retry_after_s",
-    "EDGE_TRUSTED_PROXIES": "trusted_proxies",
-}
+ENV = {**{f"EDGE_HTTP_{name.upper()}": name for name in _RANGES}, "EDGE_TRUSTED_PROXIES": "trusted_proxies"}
 
 
 def error_document(code: int, message: str, details: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -105,19 +94,10 @@ class HttpLimits:
 
     def __post_init__(self) -> None:
         problems = []
-        for name, low, high in (
-            ("header_timeout_s", 0.1, 3600),
-            ("body_timeout_s", 0.1, 3600),
-            ("keep_alive_s", 0.1, 3600),
-            ("max_header_bytes", 1024, 1 << 20),
-            ("max_headers", 8, 10_000),
-            ("max_connections", 1, 100_000),
-            ("max_requests", 1, 100_000),
-            ("retry_after_s", 0, 3600),
-        ):
+        for name, (low, high) in _RANGES.items():
             value = getattr(self, name)
             if not low <= value <= high:
-                problems.append(f"{_var(name)}={value}: expected {low}..{high}")
+                problems.append(f"EDGE_HTTP_{name.upper()}={value}: expected {low}..{high}")
         for entry in self.trusted_proxies:
             if entry != "*":
                 try:
@@ -149,10 +129,6 @@ class HttpLimits:
         return cls(**values)
 
 
-def _var(name: str) -> str:
-    return next((var for var, key in ENV.items() if key == name), name)
-
-
 # ---------------------------------------------------------------------------------- protocol
 
 _IDLE, _HEADERS, _BODY = range(3)  # where a connection is: between requests (or answering one), reading one
@@ -174,11 +150,11 @@ PRESSURE_S = {"idle": 1.0, "headers": 1.0, "body": 5.0}
 TIMED_OUT = "vertex_edge.timed_out"
 
 
-def _raw_response(code: int, message: str, headers: Sequence[tuple[str, str]] = ()) -> bytes:
+def _raw_response(code: int, message: str) -> bytes:
     body = json.dumps(error_document(code, message), separators=(",", ":")).encode()
-    lines = [f"HTTP/1.1 {code} {http.HTTPStatus(code).phrase}", "content-type: application/json",
-             f"content-length: {len(body)}", "connection: close", *(f"{k}: {v}" for k, v in headers)]  # fmt: skip
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    head = (f"HTTP/1.1 {code} {http.HTTPStatus(code).phrase}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")  # fmt: skip
+    return head.encode("latin-1") + body
 
 
 class LimitedProtocol(HttpToolsProtocol):
