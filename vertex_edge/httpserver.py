@@ -157,12 +157,21 @@ def _raw_response(code: int, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
+class _Count:
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
 class LimitedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with :class:`HttpLimits` (made by :func:`protocol_for`)."""
 
     limits: ClassVar[HttpLimits] = HttpLimits()
     _exempt: ClassVar[frozenset[bytes]] = frozenset()
-    _receiving: ClassVar[int]  # requests of the server receiving their bodies (one class per server)
+    # requests of the server receiving their bodies (one class per server). A mutable holder: setting
+    # a class attribute per request would invalidate CPython's attribute caches for the class
+    _receiving: ClassVar[_Count]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -316,11 +325,11 @@ class LimitedProtocol(HttpToolsProtocol):
             if size > limits.max_header_bytes:
                 self._refused = f"the request line and headers are over {limits.max_header_bytes:,} bytes"
                 raise _HeadersTooLarge
-        cls = type(self)
+        receiving = self._receiving
         # requests still receiving their bodies are bounded by the connection limit and the body
         # timeout, not counted here: slow uploads cannot take the places of requests being answered
-        busy = self._over_capacity or len(self.tasks) - cls._receiving >= limits.max_requests
-        cls._receiving += 1
+        busy = self._over_capacity or len(self.tasks) - receiving.n >= limits.max_requests
+        receiving.n += 1
         self._counted = True
         if busy and self._capacity_applies():
             app, self.app = self.app, self._busy
@@ -339,7 +348,7 @@ class LimitedProtocol(HttpToolsProtocol):
     def _body_done(self) -> None:
         if self._counted:
             self._counted = False
-            type(self)._receiving -= 1
+            self._receiving.n -= 1
 
     def _refuse_headers(self) -> None:
         log.warning("refused a request: %s", self._refused, extra={"fields": {"client": self._client()}})
@@ -369,7 +378,7 @@ def protocol_for(limits: HttpLimits) -> type[LimitedProtocol]:
     """A :class:`LimitedProtocol` class bound to ``limits`` (uvicorn instantiates it per connection)."""
     exempt = frozenset(p.encode() for p in limits.exempt_paths)
     # one class per server: _receiving counts that server's requests receiving their bodies
-    return type("LimitedProtocol", (LimitedProtocol,), {"limits": limits, "_exempt": exempt, "_receiving": 0})
+    return type("LimitedProtocol", (LimitedProtocol,), {"limits": limits, "_exempt": exempt, "_receiving": _Count()})
 
 
 # ---------------------------------------------------------------------------------- server
