@@ -134,7 +134,7 @@ def cost_figures(plain: Path, monitored: Path, test: np.ndarray, rounds: int = 2
     capture = Capture(CaptureSettings(uri="bench", queue_size=1_000_000, batch=10**9), _NullSink())
     count = 50_000
     offer = _cpu_us(lambda: capture.offer(capture.request_id(), monitor, rows[capture.offered % 16]), count)
-    fields = _cpu_us(lambda: monitor.prediction_fields(rows[0][0]), count)
+    fields = _cpu_us(lambda: monitor.ood_fields(rows[0]), count)
     started = time.process_time()
     written = capture.flush()
     writer = (time.process_time() - started) / written * 1e6

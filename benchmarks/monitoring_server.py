@@ -1,16 +1,12 @@
-"""The serving half of ``benchmarks.monitoring``: the real prediction server with the monitoring
-hooks applied, three servers side by side, and what capture costs them.
+"""The serving half of ``benchmarks.monitoring``: the real prediction server
+(``python -m vertex_edge.serving``), three of them side by side, and what capture costs them.
 
-``python -m benchmarks.monitoring_server`` is the server process: ``vertex_edge.serving`` after
-:func:`install` - the wiring proposed for ``vertex_edge/serving`` (the model's monitor output
-packed with the probabilities, ``ood`` and ``request_id`` in each prediction, capture offered on
-the request path, the capture's counters at ``GET /capture``), capture configured by the
-``EDGE_CAPTURE_*`` variables.
+Capture is configured as in production, by the ``EDGE_CAPTURE_*`` variables; the capture's
+counters are read from ``GET /capture``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import statistics
@@ -23,91 +19,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks.serving import HOST, _free_port, rss_mb, run_load
-from vertex_edge.monitoring.capture import Capture, CaptureSettings
-from vertex_edge.monitoring.layout import ModelMonitor
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def install(capture: Capture | None, patch: Any = setattr) -> None:
-    """Apply the proposed serving wiring to ``vertex_edge.serving`` in this process (``patch``:
-    ``setattr``, or pytest's ``monkeypatch.setattr`` to undo it after a test)."""
-    from vertex_edge.serving import app as server_app
-    from vertex_edge.serving.model import LoadedModel
-
-    @dataclasses.dataclass(frozen=True)
-    class MonitoredModel(LoadedModel):
-        monitor: ModelMonitor | None = None
-
-        def predict(self, batch: np.ndarray) -> np.ndarray:
-            assert self.monitor is not None
-            return self.monitor.pack(self.session.run(list(self.monitor.output_names), {self.input_name: batch}))
-
-        def warm_up(self, sizes: Any) -> None:
-            for n in sizes:
-                out = self.predict(np.zeros((n, 28, 28), dtype=np.float32))
-                assert out.shape[0] == n and np.isfinite(out).all()
-
-    original_load = server_app.load_model
-
-    def load_model(uri: str, **kwargs: Any) -> LoadedModel:
-        model = original_load(uri, **kwargs)
-        monitor = ModelMonitor.from_session(model.session, version=model.version, labels=model.labels)
-        fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
-        return MonitoredModel(**fields, monitor=monitor)
-
-    def predictions(packed: np.ndarray, model: Any) -> dict[str, Any]:
-        monitor: ModelMonitor = model.monitor
-        request_id = None
-        if capture is not None:
-            request_id = capture.request_id()
-            capture.offer(request_id, monitor, packed)
-        classes = monitor.classes
-        out = []
-        for k, row in zip(packed[:, :classes].argmax(axis=1).tolist(), packed, strict=True):
-            item = {
-                "label": model.labels[k],
-                "class_id": k,
-                "probabilities": row[:classes],
-                **monitor.prediction_fields(row),
-            }
-            if request_id is not None:
-                item["request_id"] = request_id
-            out.append(item)
-        return {"predictions": out, "model_version": model.version}
-
-    original_create = server_app.create_app
-
-    def create_app(*args: Any, **kwargs: Any) -> Any:
-        from fastapi.responses import JSONResponse
-
-        app = original_create(*args, **kwargs)
-        app.add_api_route("/capture", lambda: JSONResponse(capture.stats() if capture else {"enabled": False}))
-        return app
-
-    patch(server_app, "load_model", load_model)
-    patch(server_app, "_predictions", predictions)
-    patch(server_app, "create_app", create_app)
-
-
-def harness_main() -> int:
-    """The server process: ``vertex_edge.serving`` with :func:`install` (capture per EDGE_CAPTURE_*)."""
-    from vertex_edge.serving.__main__ import serve
-    from vertex_edge.serving.settings import ServerSettings
-
-    settings = CaptureSettings.from_env(os.environ)
-    capture = Capture.from_settings(settings) if settings.enabled else None
-    install(capture)
-    if capture is not None:
-        capture.start()
-    try:
-        return serve(ServerSettings.from_env(os.environ))
-    finally:
-        if capture is not None:
-            capture.stop()
-
-
-def start(model_dir: Path, log: Path, *, harness: bool, capture_uri: Path | None = None) -> tuple[Any, int]:
+def start(model_dir: Path, log: Path, *, capture_uri: Path | None = None) -> tuple[Any, int]:
+    """``python -m vertex_edge.serving`` on a free port, capturing to ``capture_uri`` (None: off)."""
     import httpx
 
     port = _free_port()
@@ -117,11 +34,7 @@ def start(model_dir: Path, log: Path, *, harness: bool, capture_uri: Path | None
     )
     if capture_uri is not None:
         env["EDGE_CAPTURE_URI"] = str(capture_uri)
-    argv = (
-        [sys.executable, "-m", "benchmarks.monitoring_server"]
-        if harness
-        else [sys.executable, "-m", "vertex_edge.serving"]
-    )
+    argv = [sys.executable, "-m", "vertex_edge.serving"]
     proc = subprocess.Popen(argv, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=REPO)  # noqa: SIM115
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -153,16 +66,16 @@ def serving_figures(
 
     body = json.dumps({"instances": [test[0].astype(int).tolist()]}).encode()
     configs = {
-        "plain model, no capture": (plain, False, None),
-        "monitored model, no capture": (monitored, True, None),
-        "monitored model, capture on": (monitored, True, work / "records"),
+        "plain model, no capture": (plain, None),
+        "monitored model, no capture": (monitored, None),
+        "monitored model, capture on": (monitored, work / "records"),
     }
     keys = ("c1_p50_ms", "c16_rps", "c16_p50_ms", "c16_cpu_us_per_request")
     results: dict[str, Any] = {name: {key: [] for key in keys} for name in configs}
     servers: dict[str, tuple[Any, int]] = {}
     try:
-        for i, (name, (model, harness, uri)) in enumerate(configs.items()):
-            servers[name] = start(model, work / f"server-{i}.log", harness=harness, capture_uri=uri)
+        for i, (name, (model, uri)) in enumerate(configs.items()):
+            servers[name] = start(model, work / f"server-{i}.log", capture_uri=uri)
         for _, port in servers.values():
             run_load(port, "/predict", body, 8, 500)  # warm-up
         order = list(servers)
@@ -205,7 +118,3 @@ def serving_figures(
             proc.terminate()
             proc.wait(timeout=30)
     return results
-
-
-if __name__ == "__main__":
-    sys.exit(harness_main())

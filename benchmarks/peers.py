@@ -116,15 +116,35 @@ class Env:
         return total / 2**20
 
 
-def environments() -> dict[str, Env]:
+class CurrentEnv(Env):
+    """This interpreter's environment (``--here``): the project's venv has the server's pins
+    (tests/serving/test_container.py checks it), so nothing is installed; no installed size."""
+
+    @property
+    def path(self) -> Path:
+        return Path(sys.prefix)
+
+    @property
+    def python(self) -> Path:
+        return Path(sys.executable)
+
+    def ensure(self) -> None:
+        return None
+
+    def size_mb(self) -> float:
+        return float("nan")
+
+
+def environments(*, here: bool = False) -> dict[str, Env]:
     ort = _pin("onnxruntime")
     edge_reqs = [
         line.split("#", 1)[0].strip()
         for line in (REPO / "services" / "prediction" / "requirements.txt").read_text().splitlines()
         if line.split("#", 1)[0].strip()
     ]
+    edge_packages = ["onnxruntime", "fastapi", "uvicorn", "orjson", "numpy"]
     return {
-        "edge": Env("edge", edge_reqs, ["onnxruntime", "fastapi", "uvicorn", "orjson", "numpy"]),
+        "edge": (CurrentEnv if here else Env)("edge", edge_reqs, edge_packages),
         "mlflow": Env("mlflow", ["mlflow", "onnx", ort], ["mlflow", "onnxruntime", "numpy", "uvicorn", "fastapi"]),
         "bentoml": Env("bentoml", ["bentoml", ort], ["bentoml", "onnxruntime", "numpy"]),
     }
@@ -523,12 +543,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--c16-requests", type=int, default=6000)
     parser.add_argument("--b64-requests", type=int, default=200)
     parser.add_argument("--no-floor", action="store_true")
+    parser.add_argument(
+        "--here", action="store_true", help="run the prediction servers with this interpreter (no cached venv)"
+    )
     parser.add_argument("--install-only", action="store_true")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # stop the servers on the way out, as on Ctrl-C
 
-    envs = environments()
+    envs = environments(here=args.here)
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
     for name in wanted:
         if name not in envs:
@@ -562,8 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                 ["git", "-C", str(REPO), "archive", args.baseline, "vertex_edge"], capture_output=True, check=True
             )
             subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
-        # the defaults before this change: ORT threads half the CPUs (1..4), 128 images per model call
-        old_defaults = (max(1, min(4, (os.cpu_count() or 2) // 2)), 128)
+        old_defaults = _defaults_of(envs["edge"], source)
         servers[f"edge@{args.baseline}"] = edge_server(
             f"edge@{args.baseline}", envs["edge"], model_dir, source, {}, old_defaults
         )
@@ -582,9 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     batches = [
         json.dumps({"instances": images[64 * k : 64 * (k + 1)].astype(int).tolist()}).encode() for k in range(1, 5)
     ]
-    singles_expected = [[int(np.argmax(reference.predict(images[i : i + 1])))] for i in range(64)]
+    singles_expected = [[int(np.argmax(reference.probabilities(images[i : i + 1])))] for i in range(64)]
     batches_expected = [
-        [int(c) for c in np.argmax(reference.predict(images[64 * k : 64 * (k + 1)]), axis=1)] for k in range(1, 5)
+        [int(c) for c in np.argmax(reference.probabilities(images[64 * k : 64 * (k + 1)]), axis=1)] for k in range(1, 5)
     ]
     load = Load(
         singles, singles_expected, batches, batches_expected, args.c1_requests, args.c16_requests, args.b64_requests
@@ -626,6 +648,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if bad or failed else 0
+
+
+def _defaults_of(edge: Env, source: Path) -> tuple[int, int]:
+    """(ORT threads, max batch) that the prediction server at ``source`` defaults to."""
+    code = (
+        "from vertex_edge.serving.model import default_threads; from vertex_edge.serving.settings import "
+        "ServerSettings; print(default_threads(), ServerSettings(storage_uri='-').max_batch)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    out = subprocess.run([str(edge.python), "-c", code], capture_output=True, text=True, check=True, env=env, cwd=source)
+    threads, batch = out.stdout.split()
+    return int(threads), int(batch)
 
 
 def save(path: Path, rounds: list[dict[str, Any]], sizes: dict[str, float], versions: dict[str, Any]) -> None:

@@ -6,7 +6,8 @@ separate processes, and the in-process ONNX Runtime call as the floor - in one r
 
 Measures: single-instance latency p50/p99 at concurrency 1; throughput at concurrency 1, 8, 16,
 32; 64-instance requests (images/s); server RSS before/during/after a load run of N requests at
-concurrency 32 (errors counted). Bounded: every phase has a request count and a time limit,
+concurrency 32 (errors counted). ``--hostile``: a well-behaved client's p50/p99 beside each
+abusive client of tests/hostile, and the peak RSS under 32 concurrent worst-case requests. Bounded: every phase has a request count and a time limit,
 and only 127.0.0.1 is ever contacted.
 """
 
@@ -29,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from vertex_edge.artifact import InputSpec, ModelArtifact, ModelCard, OutputSpec, TrainMetrics, digests
+
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # never anything else
 PHASE_TIMEOUT_S = 300.0
@@ -40,8 +43,6 @@ PHASE_TIMEOUT_S = 300.0
 def synthetic_cnn(folder: Path, seed: int = 0) -> Path:
     """A model of the trained one's shape (params.yaml: conv 32 + conv 64 with 2x2 pooling, dense
     128, softmax 10) with random weights, plus a model card - for when no model is trained."""
-    import hashlib
-
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -89,13 +90,12 @@ def synthetic_cnn(folder: Path, seed: int = 0) -> Path:
     data = model.SerializeToString()
     (folder / "model.onnx").write_bytes(data)
     labels = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-    card = {
-        "name": "fashion-mnist",
-        "version": "synthetic-cnn",
-        "labels": labels,
-        "artifacts": {"model.onnx": {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}},
-    }
-    (folder / "model_card.json").write_text(json.dumps(card))
+    card = ModelCard(
+        name="fashion-mnist", version="synthetic-cnn", created="2026-01-01T00:00:00+00:00", labels=labels,
+        input=InputSpec(name="image", shape=[None, 28, 28]), output=OutputSpec(shape=[None, 10]),
+        data_version="synthetic", metrics=TrainMetrics(test_accuracy=0.1), artifacts=digests(folder, ("model.onnx",)),
+    )  # fmt: skip
+    ModelArtifact(folder, card).write_card()
     return folder
 
 
@@ -376,6 +376,65 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
 
 
+def hostile_figures(port: int, pid: int, requests: int = 600) -> dict[str, Any]:
+    """Issue 13's figures: p99 of a well-behaved client (one image as numbers, concurrency 2)
+    alone and beside each abusive client; the server's peak RSS under 32 concurrent worst-case
+    requests, and its RSS after. Imports the hostile clients of tests/hostile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.hostile import prediction_payloads as payloads
+    from tests.hostile.prediction_clients import Abuse, SlowConnections, memory_mb
+
+    url = f"http://{HOST}:{port}/predict"
+    good = payloads.single_image()
+    abusers = {
+        "none": [],
+        "amplifier x4 (512 one-megapixel PNGs)": [payloads.amplifier()] * 4,
+        "pixel budget x2 (2 RGB 4096x4096 PNGs)": [payloads.at_pixel_budget("RGB")] * 2,
+        "500 float images x2": [payloads.costly_numbers()] * 2,
+    }
+    out: dict[str, Any] = {"well_behaved": {}}
+    for name, bodies in abusers.items():
+        with Abuse(url, bodies) as abuse:
+            time.sleep(1.0 if bodies else 0)
+            r = run_load(port, "/predict", good, 2, requests)
+        out["well_behaved"][name] = {**{k: r[k] for k in ("p50_ms", "p99_ms", "errors")}, "abusive": abuse.counts()}
+        print(f"well-behaved client beside {name}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+              f"errors {r['errors']}; abusive answers {abuse.counts()}")  # fmt: skip
+    import threading
+
+    slow = SlowConnections(port, 300)
+    started = time.monotonic()
+    left: list[int] = []
+    trickling = threading.Thread(target=lambda: left.append(slow.trickle(60)))  # closed by 10 s / 30 s
+    trickling.start()
+    try:
+        time.sleep(2.0)  # the slow connections are there before the measured client comes
+        r = run_load(port, "/predict", good, 2, requests)
+        trickling.join()
+        open_after, closed_s = left[0], time.monotonic() - started
+    finally:
+        slow.close()
+    out["well_behaved"]["300 slow connections"] = {k: r[k] for k in ("p50_ms", "p99_ms", "errors")}
+    out["slow_connections"] = {"still_open": open_after, "all_closed_after_s": round(closed_s, 1)}
+    print(f"well-behaved client beside 300 slow connections: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+          f"errors {r['errors']}; {open_after} still open, the rest closed within {closed_s:.0f} s")  # fmt: skip
+    baseline = memory_mb(pid)["VmRSS"]
+    for name, body in (("RGBA at the pixel budget", payloads.at_pixel_budget("RGBA")), ("500 float images", payloads.costly_numbers())):
+        with ThreadPoolExecutor(32) as pool:
+            codes = list(pool.map(lambda _, b=body: httpx.post(url, content=b, headers={"content-type": "application/json"}, timeout=120).status_code, range(32)))  # fmt: skip
+        out[f"32 x {name}"] = {code: codes.count(code) for code in sorted(set(codes))}
+    time.sleep(3)  # the heap is trimmed after a burst
+    memory = memory_mb(pid)
+    out["memory_mb"] = {"before": baseline, "peak": memory["VmHWM"], "after": memory["VmRSS"]}
+    print(f"32 concurrent worst-case requests: answers {out['32 x RGBA at the pixel budget']} / "
+          f"{out['32 x 500 float images']}; RSS {baseline:.0f} MB before, peak {memory['VmHWM']:.0f} MB, "
+          f"{memory['VmRSS']:.0f} MB after")  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "fashion-mnist")
@@ -387,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", type=Path, default=REPO / "benchmarks" / "results" / "serving.json", help="where the figures go"
     )
+    parser.add_argument("--hostile", action="store_true", help="also the hostile-client figures (issue 13)")
     args = parser.parse_args(argv)
     requests = min(max(args.requests, 100), 100_000)
     phase = min(max(args.phase_requests, 100), 20_000)
@@ -473,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
                 results["rss_after_warmup_mb"], " ".join(f"{s:.0f}" for s in samples), samples[-1]
             )
         )
+        if args.hostile:
+            results["hostile"] = hostile_figures(port, server.pid)
         log_lines = sum(1 for _ in open(log_path, "rb"))
         results["server_log_lines"] = log_lines
     finally:

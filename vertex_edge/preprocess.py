@@ -63,10 +63,22 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS, full_size: 
     image, or an image of more than ``max_pixels`` pixels (checked from the header, before
     decoding).
     """
+    return load_image(open_image(data, max_pixels=max_pixels, full_size=full_size))
+
+
+def open_image(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS, full_size: bool = False) -> Image.Image:
+    """The first step of :func:`decode_image`: the header is read and checked, nothing is decoded
+    yet. The image's ``size`` is what :func:`load_image` will decode (a large JPEG: at its draft
+    scale), so a caller can budget the work before paying for it."""
     image = _open(data, max_pixels)
     if image.format == "JPEG" and not full_size:
         with contextlib.suppress(Exception):  # draft is an optimisation only
             image.draft("RGB", (_WORK_EDGE, _WORK_EDGE))
+    return image
+
+
+def load_image(image: Image.Image) -> Image.Image:
+    """The second step of :func:`decode_image`: decode an :func:`open_image` image, upright."""
     _load(image)
     return _upright(image)
 
@@ -106,11 +118,11 @@ def _load(image: Image.Image) -> None:
 
 
 def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation (phone photos)."""
-    try:
-        return ImageOps.exif_transpose(image) or image
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not make the image unusable
-        return image
+    """Apply the EXIF orientation (phone photos), in place: without an orientation tag Pillow
+    would otherwise return a copy (a 4096x4096 RGBA image is 64 MB more while it is decoded)."""
+    with contextlib.suppress(Exception):  # a broken EXIF block must not make the image unusable
+        ImageOps.exif_transpose(image, in_place=True)
+    return image
 
 
 def image_to_array(image: Image.Image) -> np.ndarray:
@@ -229,13 +241,19 @@ def instance_to_array(instance: object, *, check_booleans: bool = True) -> np.nd
 
 
 def _from_b64_instance(instance: dict) -> np.ndarray:
+    return image_to_array(load_image(open_b64_instance(instance)))
+
+
+def open_b64_instance(instance: dict, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """A ``{"b64": ...}`` instance's image, opened by :func:`open_image` (header read, nothing
+    decoded); :class:`PreprocessError` when the instance or its data is not usable."""
     if set(instance) != {"b64"}:
         keys = ", ".join(repr(str(k)) for k in list(instance)[:5]) or "no keys"
         raise PreprocessError(f'got an object with {keys}; expected {{"b64": "<base64 PNG/JPEG>"}}')
     value = instance["b64"]
     if not isinstance(value, str):
         raise PreprocessError(f'"b64" is {_describe(value)}; expected a base64 string of a PNG or JPEG file')
-    return image_to_array(decode_image(b64_to_bytes(value)))
+    return open_image(b64_to_bytes(value), max_pixels=max_pixels)
 
 
 def b64_to_bytes(value: str) -> bytes:

@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from tests.conftest import free_port  # noqa: F401 - re-exported for serving/registry tests
+from tests.monitoring.conftest import prepared_model  # noqa: F401 - a model with the monitor output
+from tests.registry.conftest import deploy_cli, deploy_project  # noqa: F401 - deploy-vertex.py in-process
 from tests.serving.tiny_model import write_model_dir
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from vertex_edge.serving.batching import MicroBatcher
+from vertex_edge.serving.batching import DeadlineExceeded, MicroBatcher
 
 
 class FakeModel:
@@ -63,7 +63,37 @@ def test_a_request_is_never_split_across_batches_and_a_big_one_runs_in_chunks() 
     results = asyncio.run(_with_batcher(model, scenario, max_batch=10, max_wait_s=0.005))
     assert [r[0].shape[0] for r in results] == [6, 6, 20]
     assert [float(r[0][0, 0]) for r in results] == [1, 2, 3]
-    assert model.calls == [6, 6, 10, 10]
+    assert model.calls == [6, 10, 6, 10]  # the big request's chunks take turns with the small ones
+
+
+def test_a_big_request_delays_small_ones_by_one_chunk_and_runs_on_one_model() -> None:
+    model = FakeModel(delay=0.01)
+    holder = {"model": model}
+    order: list[str] = []
+
+    async def scenario():
+        batcher = MicroBatcher(lambda: holder["model"], lambda m, b: m.run(b), max_batch=4, max_wait_s=0)
+        await batcher.start()
+        try:
+            big = asyncio.ensure_future(batcher.submit(_images(40, 9)))
+            await asyncio.sleep(0.015)  # its first chunk is running
+            holder["model"] = FakeModel("new")  # a swap: the big request stays on its model
+
+            async def small() -> None:
+                await batcher.submit(_images(1, 1))
+                order.append("small")
+
+            await asyncio.gather(small(), big)
+            order.append("big")
+            return await big
+        finally:
+            await batcher.stop()
+
+    probs, used = asyncio.run(scenario())
+    assert order == ["small", "big"] and used is model
+    assert probs.shape == (40, 10) and (probs[:, 0] == 9).all()
+    assert model.calls == [4] * 10  # the small request ran on the new model, between two chunks
+    assert holder["model"].calls == [1]
 
 
 def test_lone_request_does_not_wait_longer_than_max_wait() -> None:
@@ -150,3 +180,18 @@ def test_no_wait_without_announced_requests() -> None:
 
     elapsed = asyncio.run(_with_batcher(model, scenario, max_batch=8, max_wait_s=5.0))
     assert elapsed < 1.0  # the 5 s wait never started
+
+
+def test_a_request_past_its_deadline_is_dropped_before_the_model_runs_it() -> None:
+    model = FakeModel(delay=0.2)
+
+    async def scenario(batcher):
+        first = asyncio.ensure_future(batcher.submit(_images(1, 1.0)))
+        await asyncio.sleep(0.05)  # the model thread is busy with the first request
+        late = batcher.submit(_images(1, 2.0), deadline=time.monotonic() + 0.05)
+        return await asyncio.gather(first, late, return_exceptions=True)
+
+    first, late = asyncio.run(_with_batcher(model, scenario, max_batch=1, max_wait_s=0))
+    assert first[0][0, 0] == 1.0
+    assert isinstance(late, DeadlineExceeded)
+    assert model.calls == [1]  # the late request never reached the model

@@ -128,6 +128,19 @@ class CaptureSettings:
         }
 
 
+class RequestIds:
+    """Request ids, ``<10 hex digits>-<hex counter>``: unique across server processes (a random
+    prefix per process), about 0.2 us each. The server gives one to every prediction request,
+    captured or not (the web app's feedback labels are recorded against it)."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(5).hex()
+        self._next = itertools.count(1).__next__
+
+    def __call__(self) -> str:
+        return f"{self._prefix}-{self._next():x}"
+
+
 class Capture:
     """The bounded, non-blocking capture queue and its writer thread."""
 
@@ -144,8 +157,7 @@ class Capture:
         self.clock = clock
         self._random = (rng or random.Random()).random  # noqa: S311 - sampling, not security
         self._queue: deque[Item] = deque()
-        self._prefix = os.urandom(5).hex()
-        self._ids = itertools.count(1)
+        self.request_id = RequestIds()
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -163,10 +175,6 @@ class Capture:
         return cls(settings, make_sink(settings.uri, client_factory=client_factory, **settings.sink_options()))
 
     # ------------------------------------------------------------------ request path
-    def request_id(self) -> str:
-        """A new request id: unique across server processes (random prefix) and cheap."""
-        return f"{self._prefix}-{next(self._ids):x}"
-
     @property
     def pending(self) -> int:
         return self.offered - self.drained

@@ -72,13 +72,20 @@ class ModelMonitor:
             return outputs[0]
         return np.concatenate(outputs, axis=1)
 
-    def prediction_fields(self, row: np.ndarray) -> dict[str, Any]:
-        """What each prediction adds to the answer: ``{"ood": {"score", "flag"}}`` (or nothing)."""
+    def ood_fields(self, rows: np.ndarray) -> list[dict[str, Any]] | None:
+        """Each packed row's ``{"score", "flag"}`` (None for a model without an OOD detector):
+        one numpy pass per request, not per prediction."""
         if not self.has_ood:
-            return {}
-        score, flag = row[self.classes : self.classes + 2].tolist()
-        return {"ood": {"score": round(score, 4), "flag": flag > 0.5}}
+            return None
+        k = self.classes
+        scores = rows[:, k].round(4).tolist()
+        flags = (rows[:, k + 1] > 0.5).tolist()
+        return [{"score": s, "flag": f} for s, f in zip(scores, flags, strict=True)]
 
+    def prediction_fields(self, row: np.ndarray) -> dict[str, Any]:
+        """What one prediction adds to the answer: ``{"ood": {"score", "flag"}}`` (or nothing)."""
+        fields = self.ood_fields(row[np.newaxis])
+        return {} if fields is None else {"ood": fields[0]}
 
 def layout_metadata(columns: tuple[str, ...], *, threshold: float | None, fpr: float | None) -> dict[str, str]:
     """The ONNX metadata entry naming the monitor columns."""

@@ -1,6 +1,7 @@
 """``python -m vertex_edge.serving``: the prediction server, configured by ``AIP_*`` variables.
 
-Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when the model cannot be loaded,
+Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT: requests in progress are answered, the
+capture writes what it holds), 1 when the model cannot be loaded (or capture cannot start),
 2 for invalid settings.
 """
 
@@ -11,6 +12,12 @@ import os
 import sys
 from collections.abc import Callable
 
+import uvicorn
+
+from vertex_edge.errors import EdgeError
+from vertex_edge.httpserver import run, uvicorn_config
+from vertex_edge.serving.app import create_app
+from vertex_edge.serving.logs import configure_logging
 from vertex_edge.serving.settings import ServerSettings
 
 
@@ -21,11 +28,6 @@ def serve(
     on_started: Callable[[ServerSettings], None] | None = None,
 ) -> int:
     """Run uvicorn until it is stopped; return the exit code."""
-    import uvicorn
-
-    from vertex_edge.serving.app import create_app
-    from vertex_edge.serving.logs import configure_logging
-
     configure_logging(log_level)
     log = logging.getLogger("vertex_edge.serving")
     outcome = {"code": 0}
@@ -37,16 +39,8 @@ def serve(
             server.should_exit = True
 
     app = create_app(settings, on_fatal=on_fatal)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,  # the app logs each request itself, as JSON
-        server_header=False,
-        timeout_graceful_shutdown=30,
-        lifespan="on",
-    )
+    # the app logs each request itself, as JSON; the limits are the connection hygiene of httpserver
+    config = uvicorn_config(app, host=settings.host, port=settings.port, limits=settings.http, lifespan="on")
     server = uvicorn.Server(config)
     log.info(
         "listening on %s:%d (health %s, predict %s), model from %s",
@@ -58,13 +52,11 @@ def serve(
     )
     if on_started is not None:
         on_started(settings)
-    server.run()
+    run(server)
     return outcome["code"]
 
 
 def main() -> int:
-    from vertex_edge.errors import EdgeError
-
     try:
         settings = ServerSettings.from_env(os.environ)
     except EdgeError as exc:

@@ -1,8 +1,9 @@
 """Load the served model: ``model.onnx`` + ``model_card.json`` from a folder or ``gs://`` URI.
 
-The ONNX Runtime session, input name, label names (from the model card, never hard-coded) and
-version travel together in one immutable :class:`LoadedModel`, so a hot swap replaces them all
-at once and a batch always reports the model that computed it.
+The ONNX Runtime session, input name, label names (from the model card, never hard-coded),
+version and :class:`~vertex_edge.monitoring.layout.ModelMonitor` (which outputs to ask for, and
+how to read the monitor columns) travel together in one immutable :class:`LoadedModel`, so a hot
+swap replaces them all at once and a batch always reports the model that computed it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vertex_edge.artifact import ONNX_FILE, SERVED_FILES, ModelArtifact, ModelCa
 from vertex_edge.errors import ConfigError, DataError
 from vertex_edge.gcp.clients import storage_client
 from vertex_edge.gcp.errors import google_call
+from vertex_edge.monitoring.layout import ModelMonitor
 from vertex_edge.registry import METADATA_FILE
 
 log = logging.getLogger(__name__)
@@ -37,20 +39,30 @@ class LoadedModel:
     version: str
     source: str
     card: ModelCard = field(repr=False)
+    monitor: ModelMonitor = field(repr=False)
     registry_version: str | None = None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """float32 [N, 28, 28] -> float32 [N, classes] probabilities."""
-        return self.session.run(None, {self.input_name: batch})[0]
+        """float32 [N, 28, 28] -> float32 [N, classes + monitor columns]: the probabilities, then
+        (for a model with a ``monitor`` output) the OOD score, flag and input summaries."""
+        monitor = self.monitor
+        outputs = self.session.run(monitor.output_names, {self.input_name: batch})
+        return outputs[0] if len(outputs) == 1 else monitor.pack(outputs)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """float32 [N, 28, 28] -> float32 [N, classes]."""
+        return self.predict(batch)[:, : len(self.labels)]
 
     def warm_up(self, sizes: Sequence[int]) -> None:
         """Run the model once per batch size so the first requests pay no allocation cost."""
+        width = len(self.labels) + len(self.monitor.columns)
         for n in sizes:
             out = self.predict(np.zeros((n, 28, 28), dtype=np.float32))
-            if out.shape != (n, len(self.labels)):
+            if out.shape != (n, width):
+                extra = f" + {len(self.monitor.columns)} monitor columns" if self.monitor.columns else ""
                 raise DataError(
                     f"{self.source}: the model returned shape {out.shape} for {n} images; "
-                    f"expected ({n}, {len(self.labels)}) (one probability per label in the model card)"
+                    f"expected ({n}, {width}) (one probability per label in the model card{extra})"
                 )
             if not np.isfinite(out).all():
                 raise DataError(f"{self.source}: the model returned non-finite values on a blank image")
@@ -101,6 +113,10 @@ def load_model_dir(folder: Path, *, threads: int = 0, source: str | None = None)
     shape = list(inputs[0].shape)
     if len(shape) != 3 or [d for d in shape[1:] if isinstance(d, int)] not in ([28, 28], []):
         raise DataError(f"{source}: the model input has shape {shape}; expected [N, 28, 28]")
+    try:
+        monitor = ModelMonitor.from_session(session, version=artifact.version, labels=artifact.labels)
+    except (ValueError, KeyError, TypeError) as exc:  # a malformed layout entry in the ONNX metadata
+        raise DataError(f"{source}: the model's monitor layout metadata cannot be read: {exc}") from None
     return LoadedModel(
         session=session,
         input_name=inputs[0].name,
@@ -108,11 +124,12 @@ def load_model_dir(folder: Path, *, threads: int = 0, source: str | None = None)
         version=artifact.version,
         source=source,
         card=artifact.card,
-        registry_version=_registry_version(folder),
+        monitor=monitor,
+        registry_version=registry_version_of(folder),
     )
 
 
-def _registry_version(folder: Path) -> str | None:
+def registry_version_of(folder: Path) -> str | None:
     """The local registry's version number, when the folder is a registry version."""
     try:
         return str(json.loads((folder / METADATA_FILE).read_text(encoding="utf-8")).get("version") or "") or None

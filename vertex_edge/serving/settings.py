@@ -19,19 +19,35 @@ about 40 MB lower than 128),
 (ONNX Runtime intra-op threads, 0 = half the CPUs, 1..4), ``EDGE_MAX_BODY_BYTES`` (1.5 MiB, Vertex's
 limit), ``EDGE_MODEL_CACHE`` (where a gs:// model is downloaded), ``EDGE_ENDPOINT_FILE`` (a
 local registry ``endpoint.json`` to follow: a new deployment is loaded and swapped in without
-a restart) and ``EDGE_RELOAD_INTERVAL_S`` (how often it is checked, 1).
+a restart; with ``EDGE_FOLLOW=0`` the server only reports, in ``serving-status.json``, that it
+serves one version and does not follow) and ``EDGE_RELOAD_INTERVAL_S`` (how often it is checked, 1).
+
+Per-request budgets: ``EDGE_MAX_IMAGE_PIXELS`` (decoded pixels of one b64 image, 4096 x 4096:
+a 400 naming the instance beyond), ``EDGE_MAX_REQUEST_PIXELS`` (of all the b64 images of a
+request, twice that: a 413 beyond, checked from the image headers before anything is decoded)
+and ``EDGE_REQUEST_DEADLINE_S`` (10: a request not answered by then gets a 504 with Retry-After
+instead of holding the decoding threads or the model). Connection limits and timeouts
+(``EDGE_HTTP_*``, ``EDGE_TRUSTED_PROXIES``): :mod:`vertex_edge.httpserver`.
+
+Prediction capture (``EDGE_CAPTURE_*``, off unless ``EDGE_CAPTURE_URI`` is set) is read by
+:meth:`vertex_edge.monitoring.capture.CaptureSettings.from_env` into :attr:`ServerSettings.capture`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from vertex_edge.errors import ConfigError
+from vertex_edge.httpserver import HttpLimits
+from vertex_edge.monitoring.capture import CaptureSettings
+from vertex_edge.preprocess import MAX_IMAGE_PIXELS  # decoded pixels of one b64 image (4096 x 4096)
 
 #: Vertex AI refuses online prediction requests over 1.5 MB; so does this server.
 MAX_BODY_BYTES = 1_572_864
+#: decoded pixels of all the b64 images of one request: about 0.5 s of CPU at most (see the README)
+MAX_REQUEST_PIXELS = 2 * 4096 * 4096
 _ROUTE_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 
 
@@ -49,7 +65,13 @@ class ServerSettings:
     max_body_bytes: int = MAX_BODY_BYTES
     model_cache: str | None = None
     endpoint_file: str | None = None
+    follow: bool = True  # False: serve the one version, only report it beside endpoint_file (--no-follow)
     reload_interval_s: float = 1.0
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    max_request_pixels: int = MAX_REQUEST_PIXELS
+    request_deadline_s: float = 10.0
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    http: HttpLimits = field(default_factory=HttpLimits)
 
     def __post_init__(self) -> None:
         problems = []
@@ -63,15 +85,33 @@ class ServerSettings:
             problems.append(f"port {self.port}: expected 1..65535")
         if not self.storage_uri:
             problems.append("storage URI is empty: expected a folder or gs://bucket/path holding model.onnx")
-        for name, low in (("max_instances", 1), ("max_batch", 1), ("max_body_bytes", 1024), ("ort_threads", 0)):
+        for name, low in (
+            ("max_instances", 1),
+            ("max_batch", 1),
+            ("max_body_bytes", 1024),
+            ("ort_threads", 0),
+            ("max_image_pixels", 1),
+            ("max_request_pixels", 1),
+        ):
             if getattr(self, name) < low:
                 problems.append(f"{name} {getattr(self, name)}: expected at least {low}")
         if not 0 <= self.batch_wait_ms <= 1000:
             problems.append(f"batch_wait_ms {self.batch_wait_ms}: expected 0..1000")
+        if not 0.1 <= self.request_deadline_s <= 3600:
+            problems.append(f"request_deadline_s {self.request_deadline_s}: expected 0.1..3600 seconds")
         if not 0.05 <= self.reload_interval_s <= 3600:
             problems.append(f"reload_interval_s {self.reload_interval_s}: expected 0.05..3600")
         if problems:
             raise ConfigError("invalid prediction server settings:\n  - " + "\n  - ".join(problems))
+        if self.health_route not in self.http.exempt_paths:  # health checks are never refused as busy
+            exempt = (*self.http.exempt_paths, self.health_route)
+            object.__setattr__(self, "http", replace(self.http, exempt_paths=exempt))
+
+    @property
+    def url(self) -> str:
+        """Where a client on this machine reaches the server (``0.0.0.0`` shown as ``127.0.0.1``)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)  # noqa: S104
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> ServerSettings:
@@ -96,7 +136,17 @@ class ServerSettings:
         _str(values, env, "EDGE_MODEL_CACHE", "model_cache")
         _str(values, env, "EDGE_ENDPOINT_FILE", "endpoint_file")
         _float(values, env, "EDGE_RELOAD_INTERVAL_S", "reload_interval_s")
+        follow = env.get("EDGE_FOLLOW", "").strip().lower()
+        if follow:
+            if follow not in ("0", "1", "true", "false"):
+                raise ConfigError(f"EDGE_FOLLOW={follow!r}: expected 1 (follow the endpoint) or 0")
+            values["follow"] = follow in ("1", "true")
+        _int(values, env, "EDGE_MAX_IMAGE_PIXELS", "max_image_pixels")
+        _int(values, env, "EDGE_MAX_REQUEST_PIXELS", "max_request_pixels")
+        _float(values, env, "EDGE_REQUEST_DEADLINE_S", "request_deadline_s")
+        values["capture"] = CaptureSettings.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values.setdefault("http", HttpLimits.from_env(env))
         return cls(**values)  # type: ignore[arg-type]
 
 
