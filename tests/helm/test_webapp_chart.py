@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.helm.conftest import REPO, by_kind, lint_chart, render_chart, validate_manifests
+from vertex_edge.httpserver import ENV as HTTP_ENV
 from vertex_edge.webapp.settings import ENV_VARS, WebappSettings
 
 CHART = REPO / "helm" / "webapp"
@@ -119,10 +120,12 @@ def test_vertex_values_configure_endpoint_workload_identity_and_ingress() -> Non
 @pytest.mark.parametrize("values", [{}, VERTEX], ids=["default", "vertex"])
 def test_the_rendered_environment_is_valid_web_app_settings(values: dict[str, Any]) -> None:
     env = env_of(render_chart(CHART, values))
-    known = set(ENV_VARS.values()) | {"FORWARDED_ALLOW_IPS"}
+    known = set(ENV_VARS.values()) | set(HTTP_ENV)
     assert set(env) <= known, f"the chart sets variables the app does not read: {set(env) - known}"
     settings = WebappSettings.from_env(env)
     assert settings.host == "0.0.0.0" and settings.port == 8080
+    assert settings.http.trusted_proxies == ("35.191.0.0/16", "130.211.0.0/22")  # never "*"
+    assert "/healthz" in settings.http.exempt_paths
     assert settings.backend == (values.get("endpoint", {}).get("backend", "http"))
 
 

@@ -8,6 +8,7 @@ huge endpoint response cut off."""
 
 from __future__ import annotations
 
+import select
 import socket
 import statistics
 import time
@@ -40,6 +41,7 @@ ADDRESS_SPACE_EXTRA_MB = 512
 #: the request deadline under test: generous, this machine may be shared (the chart keeps 25 s)
 DEADLINE_S = 60
 MAX_UPLOAD = 5 * MB
+HEADER_TIMEOUT_S = 2
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,8 @@ def webapp(endpoint: tuple[FakeEndpoint, str], tmp_path_factory: pytest.TempPath
     tmp = tmp_path_factory.mktemp("hostile-webapp")
     (tmp / "tmpdir").mkdir()
     limit = chart_memory_limit_mb()
-    env = {"EDGE_WEBAPP_DEADLINE_S": str(DEADLINE_S), "TMPDIR": str(tmp / "tmpdir")}
+    env = {"EDGE_WEBAPP_DEADLINE_S": str(DEADLINE_S), "TMPDIR": str(tmp / "tmpdir"),
+           "EDGE_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S)}  # fmt: skip
     with webapp_process(
         endpoint[1], tmp, limit_mb=limit, address_space_mb=limit + ADDRESS_SPACE_EXTRA_MB, env=env
     ) as app:
@@ -178,3 +181,27 @@ def test_a_huge_endpoint_response_is_cut_off_at_the_limit(webapp: WebappProcess,
     assert fake.huge_sent < 50 * MB  # the app hung up long before the 200 MB
     assert webapp.memory_mb()["VmRSS"] < before + 32
     assert post(webapp, sample_bytes()).status_code == 200
+
+
+def test_the_connection_limits_of_the_http_server_hold(webapp: WebappProcess) -> None:
+    """The web app runs on vertex_edge.httpserver as the prediction server does: too many or too
+    large headers get 431, a client trickling its headers is cut off, proxy headers are not believed."""
+    many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"x-%d: 1\r\n" % i for i in range(10_000)) + b"\r\n"
+    assert status_of(raw(webapp, many)) == 431
+    huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nx-big: " + b"a" * (2 * MB) + b"\r\n\r\n"
+    assert status_of(raw(webapp, huge)) == 431
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", webapp.port), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        answer = None
+        while answer is None and time.monotonic() - started < 20:
+            readable, _, _ = select.select([sock], [], [], 0.25)
+            if readable:
+                answer = sock.recv(4096)  # the 408, or b"" when the server hung up
+            else:
+                sock.sendall(b"x-slow: 1\r\n")  # one more header line, never the end of them
+    assert answer is not None and (answer == b"" or status_of(answer) == 408)
+    assert time.monotonic() - started < HEADER_TIMEOUT_S + 8
+    spoofed = httpx.get(webapp.url + "/healthz", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+    assert spoofed.status_code == 200
+    assert "203.0.113.9" not in webapp.log.read_text()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import errno
 import socket
 
+import uvicorn
+
 from vertex_edge.errors import UsageError
+from vertex_edge.httpserver import run, uvicorn_config
 from vertex_edge.webapp.app import create_app
 from vertex_edge.webapp.settings import WebappSettings
 
@@ -40,16 +43,9 @@ def endpoint_listening(url: str, timeout: float = 0.5) -> bool:
 
 def serve(settings: WebappSettings) -> None:
     """Serve until interrupted. Logging must already be configured (:func:`.logs.configure_logging`)."""
-    import uvicorn
-
     check_port_free(settings.host, settings.port)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
+    # the same connection hygiene as the prediction server (header/body/keep-alive timeouts, header
+    # limits, connection and request caps, proxies trusted only from EDGE_TRUSTED_PROXIES)
+    config = uvicorn_config(create_app(settings), host=settings.host, port=settings.port, limits=settings.http,
+                            graceful_shutdown_s=10)  # fmt: skip
+    run(uvicorn.Server(config))

@@ -17,7 +17,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vertex_edge.errors import ConfigError
+from vertex_edge.httpserver import HttpLimits
 from vertex_edge.preprocess import MAX_IMAGE_PIXELS
+
+HEALTH_PATH = "/healthz"  # never refused as busy: the kubelet's probes must get through
 
 #: The local prediction server that ``python edge.py serve`` starts (Vertex custom-container contract).
 DEFAULT_ENDPOINT_URL = "http://127.0.0.1:8080/predict"
@@ -60,6 +63,10 @@ class WebappSettings(BaseModel):
     backend: Literal["http", "vertex"] = Field(
         default="http",
         description="'http' (a Vertex-contract prediction server at endpoint_url) or 'vertex' (Vertex AI Endpoint)",
+    )
+    http: HttpLimits = Field(
+        default_factory=lambda: HttpLimits(exempt_paths=(HEALTH_PATH,)),
+        description="connection limits and timeouts (EDGE_HTTP_*, EDGE_TRUSTED_PROXIES; vertex_edge.httpserver)",
     )
     endpoint_url: str = Field(default=DEFAULT_ENDPOINT_URL, description="the prediction server's predict URL")
     project: str | None = Field(
@@ -175,6 +182,7 @@ class WebappSettings(BaseModel):
                 raise ValueError(f"unknown web app setting {name!r}")
             if value is not None:
                 data[name] = value
+        data.setdefault("http", HttpLimits.from_env(env, exempt_paths=(HEALTH_PATH,)))
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
