@@ -63,6 +63,7 @@ def test_deploy_then_serve_answers_and_follows_deployments(deploy_project: Path,
         r = httpx.post(predict, json={"instances": [bar_image(8).tolist()]}, timeout=30)
         assert r.status_code == 200 and r.json()["predictions"][0]["label"] == "Bag"
         assert r.json()["model_version"] == "v1-aaaa"
+        request_id = r.json()["predictions"][0]["request_id"]
 
         train(deploy_project, version="v2-bbbb", accuracy=0.95, bias_class=0)
         assert deploy_cli()[0] == 0
@@ -80,3 +81,27 @@ def test_deploy_then_serve_answers_and_follows_deployments(deploy_project: Path,
     output = (deploy_project / "serve.log").read_text()
     assert "serving fashion-mnist version 1" in output
     assert "now serving version 2" in output
+    # edge.py serve captured every prediction where edge.py monitor reads them (edge.yaml monitoring)
+    records = deploy_project / ".edge" / "monitoring" / "fashion-mnist" / "records"
+    captured = [json.loads(line) for f in sorted(records.rglob("*.jsonl")) for line in f.read_text().splitlines()]
+    assert any(r["request_id"] == request_id for r in captured)
+    assert all("image" not in r for r in captured)
+
+
+def test_a_server_pinned_to_a_version_is_reported_as_not_following(deploy_project: Path, deploy_cli) -> None:
+    assert deploy_cli()[0] == 0
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "EDGE_"))}
+    env.update(PYTHONPATH=str(REPO), EDGE_RELOAD_INTERVAL_S="0.2")
+    proc = subprocess.Popen([sys.executable, str(REPO / "edge.py"), "serve", "--port", str(port), "--version", "1"],
+                            cwd=deploy_project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        _wait_version(f"http://127.0.0.1:{port}/health", "1", proc)
+        train(deploy_project, version="v2-bbbb", accuracy=0.95, bias_class=0)
+        code, out, err = deploy_cli()
+        assert code == 0, err
+        assert "does not follow the endpoint" in out + err and "restart it to serve version 2" in out + err
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

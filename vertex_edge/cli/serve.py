@@ -69,7 +69,6 @@ def serve(
     registry = _registry(app_ctx)
     if version is not None:
         chosen = registry.get(version)
-        endpoint_file = None
     else:
         endpoint, _ = registry.endpoint()
         if endpoint is None or endpoint.serving_version is None:
@@ -78,7 +77,7 @@ def serve(
                 hint="train with 'dvc repro', then run 'python deploy-vertex.py'",
             )
         chosen = registry.get(endpoint.serving_version)
-        endpoint_file = str(registry.endpoint_file) if follow else None
+    following = follow and version is None
     _check_port_free(host, port)
     config = app_ctx.config()
     records = MonitoringPaths.for_config(config, app_ctx.repo).records
@@ -87,7 +86,10 @@ def serve(
         storage_uri=str(chosen.path),
         port=port,
         host=host,
-        endpoint_file=endpoint_file,
+        # always told where the endpoint is: a server that does not follow it still reports what it
+        # serves in serving-status.json, so deploy can say "restart it" instead of waiting in vain
+        endpoint_file=str(registry.endpoint_file),
+        follow=following,
     )
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
     base = f"http://{shown_host}:{port}"
@@ -101,7 +103,7 @@ def serve(
     )
     console.print(
         "  following the endpoint: new deployments are swapped in without a restart"
-        if endpoint_file
+        if following
         else "  not following the endpoint (--version/--no-follow): restart to serve another version"
     )
     console.print(f"  {escape(_capture_line(config.monitoring, records, os.environ))}")
