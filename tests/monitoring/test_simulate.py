@@ -11,7 +11,7 @@ import pytest
 from tests.monitoring.helpers import heldout
 from vertex_edge.errors import CloudError, UsageError
 from vertex_edge.monitoring.nonclothing import KINDS, nonclothing_set
-from vertex_edge.monitoring.simulate import SHIFTS, answer_some, send, shifted
+from vertex_edge.monitoring.simulate import SHIFTS, answer_some, capture_enabled, send, shifted
 
 IMAGES, LABELS = heldout(300, seed=4)
 
@@ -69,3 +69,17 @@ def test_send_reports_server_errors() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(400, json={"error": "bad"}))
     with pytest.raises(CloudError, match="answered 400"):
         send("http://server/predict", IMAGES[:2], LABELS[:2], transport=transport)
+
+
+def test_capture_enabled_asks_the_servers_capture_route() -> None:
+    def server(enabled: bool | None):
+        def handler(request: httpx.Request) -> httpx.Response:
+            assert request.url.path == "/capture"
+            return httpx.Response(404) if enabled is None else httpx.Response(200, json={"enabled": enabled})
+
+        return httpx.MockTransport(handler)
+
+    url = "http://server:8080/v1/endpoints/x:predict"
+    assert capture_enabled(url, transport=server(True)) is True
+    assert capture_enabled(url, transport=server(False)) is False
+    assert capture_enabled(url, transport=server(None)) is None  # a server without the route: cannot tell

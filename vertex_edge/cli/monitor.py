@@ -19,7 +19,7 @@ from vertex_edge.layout import LocalLayout
 from vertex_edge.monitoring import vertex as vm
 from vertex_edge.monitoring.feedback import FeedbackStore, parse_feedback
 from vertex_edge.monitoring.run import MonitoringPaths, load_reference, parse_since, read_card, run_monitor
-from vertex_edge.monitoring.simulate import SHIFTS, answer_some, load_test_images, send, shifted
+from vertex_edge.monitoring.simulate import SHIFTS, answer_some, capture_enabled, load_test_images, send, shifted
 from vertex_edge.monitoring.sinks import make_sink
 from vertex_edge.monitoring.thresholds import load_monitor_params
 from vertex_edge.registry import served_version
@@ -160,8 +160,11 @@ def simulate(
         f"sent {len(sent):,} images ({escape(shift)}) to {escape(url)}: {flagged:,} flagged as not clothing; "
         f"{right:,} of {len(known):,} clothing images classified right"
     )
-    if not any(s.request_id for s in sent):
-        console.print("  [yellow]the server returned no request ids: is capture on (EDGE_CAPTURE_URI)?[/]")
+    if capture_enabled(url) is False:
+        console.print(
+            "  [yellow]the server does not capture predictions: 'edge.py monitor' will find no records "
+            "(edge.yaml monitoring.capture, or EDGE_CAPTURE_URI for a server started by hand)[/]"
+        )
     if feedback_rate > 0:
         config = app_ctx.config()
         store = FeedbackStore(make_sink(_paths(app_ctx).feedback, kind="feedback"), labels=_labels(app_ctx))

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -153,6 +154,20 @@ def send(
     if batch < 1 or concurrency < 1:
         raise UsageError("--batch and --concurrency must be at least 1")
     return asyncio.run(_send(url, images, truth, batch, concurrency, timeout, transport))
+
+
+def capture_enabled(predict_url: str, *, timeout: float = 5.0, transport: Any = None) -> bool | None:
+    """Whether the server behind ``predict_url`` captures predictions (its ``GET /capture``); None
+    when it cannot tell (an older server, another contract, unreachable)."""
+    import httpx  # deferred: see _send
+
+    parts = urlsplit(predict_url)
+    try:
+        with httpx.Client(timeout=timeout, transport=transport) as client:
+            response = client.get(f"{parts.scheme}://{parts.netloc}/capture")
+        return bool(response.json()["enabled"]) if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
 
 
 def answer_some(sent: list[Sent], rate: float, record: Callable[[Sent], None], *, seed: int = 0) -> int:
