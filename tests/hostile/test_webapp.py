@@ -42,6 +42,7 @@ ADDRESS_SPACE_EXTRA_MB = 512
 DEADLINE_S = 60
 MAX_UPLOAD = 5 * MB
 HEADER_TIMEOUT_S = 2
+BODY_TIMEOUT_S = 3
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def webapp(endpoint: tuple[FakeEndpoint, str], tmp_path_factory: pytest.TempPath
     (tmp / "tmpdir").mkdir()
     limit = chart_memory_limit_mb()
     env = {"EDGE_WEBAPP_DEADLINE_S": str(DEADLINE_S), "TMPDIR": str(tmp / "tmpdir"),
-           "EDGE_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S)}  # fmt: skip
+           "EDGE_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S), "EDGE_HTTP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}  # fmt: skip
     with webapp_process(
         endpoint[1], tmp, limit_mb=limit, address_space_mb=limit + ADDRESS_SPACE_EXTRA_MB, env=env
     ) as app:
@@ -205,3 +206,15 @@ def test_the_connection_limits_of_the_http_server_hold(webapp: WebappProcess) ->
     spoofed = httpx.get(webapp.url + "/healthz", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
     assert spoofed.status_code == 200
     assert "203.0.113.9" not in webapp.log.read_text()
+
+
+def test_an_upload_that_stops_arriving_is_answered_408_and_logged_as_such(webapp: WebappProcess) -> None:
+    head = (b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n")  # fmt: skip
+    started = time.monotonic()
+    answer = raw(webapp, head, wait=BODY_TIMEOUT_S + 10)  # then nothing more: the body never completes
+    assert status_of(answer) == 408 and time.monotonic() - started < BODY_TIMEOUT_S + 8
+    deadline = time.monotonic() + 5
+    while '"upload_timeout"' not in webapp.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert '"upload_timeout"' in webapp.log.read_text()  # not a misleading 400 "incomplete_upload"

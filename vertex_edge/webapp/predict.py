@@ -6,20 +6,17 @@ request's deadline; ask the endpoint; and say what went wrong in words a user ca
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
-
 from vertex_edge.preprocess import (
-    ALLOWED_FORMATS,
     MAX_IMAGE_PIXELS,
     PreprocessError,
     array_to_png,
-    decode_image,
     image_to_array,
+    load_image,
+    open_image,
 )
 from vertex_edge.webapp.client import Prediction, PredictionClient
 from vertex_edge.webapp.limits import Deadline, DeadlineExceeded, WorkPool
@@ -30,9 +27,6 @@ from vertex_edge.webapp.settings import WebappSettings
 PEEK_BYTES = 64 * 1024
 #: jobs up to this many pixels may use the pool's reserved thread (they never wait behind large ones)
 CHEAP_PIXELS = 1 << 20
-#: a large JPEG is decoded at 1/2, 1/4 or 1/8 scale, never below this edge
-#: (:func:`vertex_edge.preprocess.decode_image`, which the size here must agree with)
-JPEG_DRAFT_EDGE = 1024
 
 
 Size = tuple[int, int, str]  # width, height and format of what decoding makes
@@ -61,12 +55,10 @@ def decoded_size(data: bytes | bytearray) -> Size | None:
     reduced scale), from the header only; ``None`` when the header cannot be read (decoding
     then says why)."""
     try:
-        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
-            if image.format == "JPEG":
-                image.draft("RGB", (JPEG_DRAFT_EDGE, JPEG_DRAFT_EDGE))
+        with open_image(data, max_pixels=1 << 62) as image:  # only its size: the budget is checked by the caller
             width, height = image.size
             return width, height, str(image.format)
-    except Exception:  # noqa: BLE001 - any unreadable header: decode_image gives the message
+    except Exception:  # noqa: BLE001 - any unreadable header: decoding gives the message
         return None
 
 
@@ -84,14 +76,13 @@ def _check_budget(size: Size | None, budget: int) -> int:
     return width * height
 
 
-def prepare(data: bytes | bytearray, budget: int, size: Size | None = None) -> Prepared:
-    """Decode and preprocess ``data`` within ``budget`` pixels (runs in the decode pool)."""
-    if size is None:
-        size = decoded_size(data)
-    _check_budget(size, budget)
-    jpeg = size is not None and size[2] == "JPEG"  # checked at its reduced size above
-    image = decode_image(data, max_pixels=MAX_IMAGE_PIXELS if jpeg else budget)
-    array = image_to_array(image)
+def prepare(data: bytes | bytearray, budget: int) -> Prepared:
+    """Decode and preprocess ``data`` within ``budget`` pixels (runs in the decode pool). The
+    header is parsed once: a large JPEG is budgeted, and decoded, at its reduced scale."""
+    image = open_image(data, max_pixels=MAX_IMAGE_PIXELS)
+    width, height = image.size
+    _check_budget((width, height, str(image.format)), budget)
+    array = image_to_array(load_image(image))
     del image
     return array, array_to_png(array)
 
@@ -102,7 +93,7 @@ def _size_or_small(data: bytes | bytearray, budget: int) -> tuple[Size | None, P
     itself (one trip through the pool for the common case)."""
     size = decoded_size(data[:PEEK_BYTES])
     if size is not None and size[0] * size[1] <= min(CHEAP_PIXELS, budget):
-        return size, prepare(data, budget, size)
+        return size, prepare(data, budget)
     return size, None
 
 
@@ -123,7 +114,7 @@ async def predict_image(
             cost = 0  # not a readable image: decoding says why, at once
         else:
             cost = budget  # a header longer than the peek: sized (and refused) in the pool
-        prepared = await pool.run(prepare, data, budget, size, cost=cost, deadline=deadline)
+        prepared = await pool.run(prepare, data, budget, cost=cost, deadline=deadline)
     array, png = prepared
     ready = time.perf_counter()
     try:

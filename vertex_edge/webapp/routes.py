@@ -16,12 +16,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from vertex_edge import __version__
+from vertex_edge.httpserver import TIMED_OUT
 from vertex_edge.webapp.client import Prediction, PredictionClient
 from vertex_edge.webapp.failures import EXPECTED, NoImageError, UnknownSampleError, failure_for
 from vertex_edge.webapp.feedback import FeedbackOff, read_feedback_request
-from vertex_edge.webapp.limits import Deadline
+from vertex_edge.webapp.limits import Deadline, DeadlineExceeded
 from vertex_edge.webapp.logs import request_id
 from vertex_edge.webapp.models import (
     API_ERRORS,
@@ -146,6 +148,10 @@ async def _predict(request: Request, client: PredictionClient, settings: WebappS
             else:
                 data, sample = await _image_of(request, settings, deadline)
             outcome = await predict_image(data, client, settings, state.decoder, deadline)
+    except ClientDisconnect as exc:
+        if request.scope.get(TIMED_OUT):  # the HTTP server cut a trickling body off (and answered 408)
+            return error_response(request, failure_for(DeadlineExceeded("upload", settings.http.body_timeout_s), settings))
+        return error_response(request, failure_for(exc, settings))
     except EXPECTED as exc:
         return error_response(request, failure_for(exc, settings))
     except Exception:  # noqa: BLE001 - logged with its traceback; the client gets a generic 500
