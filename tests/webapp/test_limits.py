@@ -251,3 +251,16 @@ def test_admission_counts_what_is_in_progress() -> None:
         with pytest.raises(Busy, match="2 uploads are in progress"), admission.enter():
             pass
     assert admission.active == 0
+
+
+def test_admission_calls_on_idle_when_the_last_upload_leaves() -> None:
+    idle: list[int] = []
+    admission = Admission(3, on_idle=lambda: idle.append(admission.active))
+    with admission.enter():
+        with admission.enter():
+            pass
+        assert idle == []  # one still in progress
+    assert idle == [0]
+    with pytest.raises(RuntimeError), admission.enter():
+        raise RuntimeError("a failed upload leaves too")
+    assert idle == [0, 0]

@@ -16,6 +16,7 @@ request deadline - gives a clear message on the page and a 4xx/5xx JSON body on 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,10 +29,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vertex_edge import __version__
+from vertex_edge.httpserver import trim_heap
 from vertex_edge.webapp.client import PredictionClient, build_client
 from vertex_edge.webapp.failures import Failure, failure_for, sentence
 from vertex_edge.webapp.feedback import build_feedback
-from vertex_edge.webapp.limits import Admission
+from vertex_edge.webapp.limits import Admission, WorkPool
 from vertex_edge.webapp.logs import BodyLimitMiddleware, BodyTooLarge, RequestLogMiddleware, request_id
 from vertex_edge.webapp.predict import decode_pool
 from vertex_edge.webapp.routes import get_client, router
@@ -46,6 +48,25 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 #: Multipart framing allowed on top of the file itself before the body is refused outright.
 MULTIPART_SLACK = 64 * 1024
+TRIM_AFTER_S = 1.0
+
+
+class HeapTrimmer:
+    """Memory freed after a burst of uploads goes back to the OS (:func:`httpserver.trim_heap`),
+    once no upload has been in progress for :data:`TRIM_AFTER_S`, in the decode pool (a few ms)."""
+
+    def __init__(self, pool: WorkPool) -> None:
+        self.pool = pool
+        self.timer: asyncio.TimerHandle | None = None
+
+    def idle(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(TRIM_AFTER_S, self._trim)
+
+    def _trim(self) -> None:
+        self.timer = None
+        self.pool.submit(trim_heap, cost=0)
 
 
 def _lifespan(settings: WebappSettings):  # noqa: ANN202 - an async context manager factory
@@ -57,6 +78,7 @@ def _lifespan(settings: WebappSettings):  # noqa: ANN202 - an async context mana
             owned = state.client = build_client(settings)
         state.decoder = decode_pool(settings)
         state.decoder.start()
+        state.admission.on_idle = HeapTrimmer(state.decoder).idle
         state.feedback = build_feedback(settings, state.labels)
         if state.feedback is not None:
             state.feedback.start()
@@ -69,6 +91,7 @@ def _lifespan(settings: WebappSettings):  # noqa: ANN202 - an async context mana
         try:
             yield
         finally:
+            state.admission.on_idle = None
             state.decoder.close()
             if state.feedback is not None:
                 state.feedback.close()

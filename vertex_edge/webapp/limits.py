@@ -65,12 +65,14 @@ class Deadline:
 
 
 class Admission:
-    """A counter of requests in progress (used on the event loop only, so no lock)."""
+    """A counter of requests in progress (used on the event loop only, so no lock). ``on_idle``
+    is called each time the last one leaves (the app trims its heap after a burst)."""
 
-    def __init__(self, limit: int, what: str = "uploads") -> None:
+    def __init__(self, limit: int, what: str = "uploads", on_idle: Callable[[], None] | None = None) -> None:
         self.limit = limit
         self.what = what
         self.active = 0
+        self.on_idle = on_idle
 
     @contextmanager
     def enter(self) -> Iterator[None]:
@@ -81,6 +83,8 @@ class Admission:
             yield
         finally:
             self.active -= 1
+            if not self.active and self.on_idle is not None:
+                self.on_idle()
 
 
 @dataclass(order=True)
