@@ -108,6 +108,15 @@ def read_status(model_root: Path, *, alive: Callable[[int], bool] = pid_alive) -
     )  # fmt: skip
 
 
+def remove_status(endpoint_file: Path, *, pid: int | None = None) -> None:
+    """Remove the status ``pid`` (default: this process) wrote, on its shutdown; another server's
+    status is left alone."""
+    path = status_path(endpoint_file)
+    status = read_status(path.parent)
+    if status is not None and status.pid == (os.getpid() if pid is None else pid):
+        path.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How the server took a deployment of ``version``."""

@@ -25,7 +25,7 @@ from vertex_edge.errors import EdgeError
 from vertex_edge.registry import served_version
 from vertex_edge.serving.model import LoadedModel
 from vertex_edge.serving.state import ServingState
-from vertex_edge.serving_status import read_status, status_path, write_status
+from vertex_edge.serving_status import remove_status, status_path, write_status
 
 log = logging.getLogger("vertex_edge.serving")
 
@@ -82,9 +82,7 @@ class EndpointFollower:
 
     def clear(self) -> None:
         """Remove this server's status (on shutdown): no live server follows the endpoint any more."""
-        status = read_status(status_path(self.endpoint_file).parent)
-        if status is not None and status.pid == os.getpid():
-            status_path(self.endpoint_file).unlink(missing_ok=True)
+        remove_status(self.endpoint_file)
 
     def starting(self, target_version: str | None) -> None:
         """Before the first model loads: following has started, nothing serves yet."""
