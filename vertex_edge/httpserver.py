@@ -40,13 +40,14 @@ import logging
 import signal
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # needs httptools (uvicorn[standard])
 
+from vertex_edge.envvars import Kind, read_env
 from vertex_edge.errors import ConfigError
 
 log = logging.getLogger("vertex_edge.httpserver")
@@ -68,8 +69,6 @@ STATUS_NAMES = {
 _RANGES = {"header_timeout_s": (0.1, 3600), "body_timeout_s": (0.1, 3600), "keep_alive_s": (0.1, 3600),
            "max_header_bytes": (1024, 1 << 20), "max_headers": (8, 10_000), "max_connections": (1, 100_000),
            "max_requests": (1, 100_000), "retry_after_s": (0, 3600)}  # fmt: skip
-#: environment variable -> :class:`HttpLimits` field
-ENV = {**{f"EDGE_HTTP_{name.upper()}": name for name in _RANGES}, "EDGE_TRUSTED_PROXIES": "trusted_proxies"}
 
 
 def error_document(code: int, message: str, details: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -111,22 +110,16 @@ class HttpLimits:
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> HttpLimits:
         """Limits from the ``EDGE_HTTP_*`` variables and ``EDGE_TRUSTED_PROXIES`` (a comma-separated
         list of addresses or networks); ``overrides`` win."""
-        types = {f.name: f.type for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for var, key in ENV.items():
-            raw = env.get(var, "").strip()
-            if not raw:
-                continue
-            if key == "trusted_proxies":
-                values[key] = tuple(p.strip() for p in raw.split(",") if p.strip())
-                continue
-            try:
-                values[key] = int(raw) if types[key] == "int" else float(raw)
-            except ValueError:
-                kind = "a whole number" if types[key] == "int" else "a number"
-                raise ConfigError(f"{var}={raw!r} is not {kind}") from None
+        values = read_env(env, ENV)
         values.update(overrides)
         return cls(**values)
+
+
+#: environment variable -> (:class:`HttpLimits` field, the kind of its default)
+ENV: dict[str, tuple[str, Kind]] = {
+    **{f"EDGE_HTTP_{name.upper()}": (name, type(getattr(HttpLimits, name))) for name in _RANGES},
+    "EDGE_TRUSTED_PROXIES": ("trusted_proxies", tuple),
+}
 
 
 # ---------------------------------------------------------------------------------- protocol

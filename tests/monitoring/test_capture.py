@@ -142,7 +142,7 @@ def test_settings_from_the_environment() -> None:
     assert not CaptureSettings.from_env({}).enabled
     with pytest.raises(ConfigError, match="EDGE_CAPTURE_SAMPLE_RATE"):
         CaptureSettings.from_env({"EDGE_CAPTURE_SAMPLE_RATE": "2"})
-    with pytest.raises(ConfigError, match="not a number"):
+    with pytest.raises(ConfigError, match="EDGE_CAPTURE_QUEUE=.many. is not a whole number"):
         CaptureSettings.from_env({"EDGE_CAPTURE_QUEUE": "many"})
 
 

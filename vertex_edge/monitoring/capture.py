@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from vertex_edge.envvars import Kind, read_env
 from vertex_edge.errors import ConfigError
 from vertex_edge.monitoring.features import confidence_entropy
 from vertex_edge.monitoring.layout import ModelMonitor
@@ -58,14 +59,14 @@ Item = tuple[str, float, ModelMonitor, np.ndarray, "np.ndarray | None"]
 _CHUNK = 64  # queued requests turned into records between two pauses of the writer thread
 
 #: environment variable -> setting (``edge.py serve`` and deploy set them; see the README)
-ENV = {
-    "EDGE_CAPTURE_URI": "uri",
-    "EDGE_CAPTURE_SAMPLE_RATE": "sample_rate",
-    "EDGE_CAPTURE_QUEUE": "queue_size",
-    "EDGE_CAPTURE_FLUSH_S": "flush_s",
-    "EDGE_CAPTURE_ROTATE_MB": "rotate_mb",
-    "EDGE_CAPTURE_RETENTION_MB": "retention_mb",
-    "EDGE_CAPTURE_RETENTION_DAYS": "retention_days",
+ENV: dict[str, tuple[str, Kind]] = {
+    "EDGE_CAPTURE_URI": ("uri", str),
+    "EDGE_CAPTURE_SAMPLE_RATE": ("sample_rate", float),
+    "EDGE_CAPTURE_QUEUE": ("queue_size", int),
+    "EDGE_CAPTURE_FLUSH_S": ("flush_s", float),
+    "EDGE_CAPTURE_ROTATE_MB": ("rotate_mb", float),
+    "EDGE_CAPTURE_RETENTION_MB": ("retention_mb", float),
+    "EDGE_CAPTURE_RETENTION_DAYS": ("retention_days", float),
 }
 
 
@@ -106,19 +107,7 @@ class CaptureSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CaptureSettings:
-        values: dict[str, Any] = {}
-        for var, key in ENV.items():
-            raw = env.get(var, "").strip()
-            if not raw:
-                continue
-            if key == "uri":
-                values[key] = raw
-                continue
-            try:
-                values[key] = int(raw) if key == "queue_size" else float(raw)
-            except ValueError:
-                raise ConfigError(f"{var}={raw!r} is not a number") from None
-        return cls(**values)
+        return cls(**read_env(env, ENV))
 
     def sink_options(self) -> dict[str, Any]:
         return {

@@ -39,6 +39,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from vertex_edge.envvars import Kind, read_env
 from vertex_edge.errors import ConfigError
 from vertex_edge.httpserver import HttpLimits
 from vertex_edge.monitoring.capture import CaptureSettings
@@ -49,6 +50,27 @@ MAX_BODY_BYTES = 1_572_864
 #: decoded pixels of all the b64 images of one request: about 0.5 s of CPU at most (see the README)
 MAX_REQUEST_PIXELS = 2 * 4096 * 4096
 _ROUTE_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
+
+
+#: environment variable -> (setting, kind); capture and HTTP limits read their own (EDGE_CAPTURE_*, EDGE_HTTP_*)
+ENV: dict[str, tuple[str, Kind]] = {
+    "AIP_HTTP_PORT": ("port", int),
+    "AIP_HEALTH_ROUTE": ("health_route", str),
+    "AIP_PREDICT_ROUTE": ("predict_route", str),
+    "EDGE_HOST": ("host", str),
+    "EDGE_MAX_INSTANCES": ("max_instances", int),
+    "EDGE_MAX_BATCH": ("max_batch", int),
+    "EDGE_BATCH_WAIT_MS": ("batch_wait_ms", float),
+    "EDGE_ORT_THREADS": ("ort_threads", int),
+    "EDGE_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "EDGE_MODEL_CACHE": ("model_cache", str),
+    "EDGE_ENDPOINT_FILE": ("endpoint_file", str),
+    "EDGE_RELOAD_INTERVAL_S": ("reload_interval_s", float),
+    "EDGE_FOLLOW": ("follow", bool),
+    "EDGE_MAX_IMAGE_PIXELS": ("max_image_pixels", int),
+    "EDGE_MAX_REQUEST_PIXELS": ("max_request_pixels", int),
+    "EDGE_REQUEST_DEADLINE_S": ("request_deadline_s", float),
+}
 
 
 @dataclass(frozen=True)
@@ -124,51 +146,9 @@ class ServerSettings:
                 "and model_card.json"
             )
         values["storage_uri"] = storage
-        _int(values, env, "AIP_HTTP_PORT", "port")
-        _str(values, env, "AIP_HEALTH_ROUTE", "health_route")
-        _str(values, env, "AIP_PREDICT_ROUTE", "predict_route")
-        _str(values, env, "EDGE_HOST", "host")
-        _int(values, env, "EDGE_MAX_INSTANCES", "max_instances")
-        _int(values, env, "EDGE_MAX_BATCH", "max_batch")
-        _float(values, env, "EDGE_BATCH_WAIT_MS", "batch_wait_ms")
-        _int(values, env, "EDGE_ORT_THREADS", "ort_threads")
-        _int(values, env, "EDGE_MAX_BODY_BYTES", "max_body_bytes")
-        _str(values, env, "EDGE_MODEL_CACHE", "model_cache")
-        _str(values, env, "EDGE_ENDPOINT_FILE", "endpoint_file")
-        _float(values, env, "EDGE_RELOAD_INTERVAL_S", "reload_interval_s")
-        follow = env.get("EDGE_FOLLOW", "").strip().lower()
-        if follow:
-            if follow not in ("0", "1", "true", "false"):
-                raise ConfigError(f"EDGE_FOLLOW={follow!r}: expected 1 (follow the endpoint) or 0")
-            values["follow"] = follow in ("1", "true")
-        _int(values, env, "EDGE_MAX_IMAGE_PIXELS", "max_image_pixels")
-        _int(values, env, "EDGE_MAX_REQUEST_PIXELS", "max_request_pixels")
-        _float(values, env, "EDGE_REQUEST_DEADLINE_S", "request_deadline_s")
+        values.update(read_env(env, ENV))
         values["capture"] = CaptureSettings.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         values.setdefault("http", HttpLimits.from_env(env))
         return cls(**values)  # type: ignore[arg-type]
 
-
-def _str(values: dict[str, object], env: Mapping[str, str], var: str, key: str) -> None:
-    value = env.get(var, "").strip()
-    if value:
-        values[key] = value
-
-
-def _int(values: dict[str, object], env: Mapping[str, str], var: str, key: str) -> None:
-    value = env.get(var, "").strip()
-    if value:
-        try:
-            values[key] = int(value)
-        except ValueError:
-            raise ConfigError(f"{var}={value!r} is not a whole number") from None
-
-
-def _float(values: dict[str, object], env: Mapping[str, str], var: str, key: str) -> None:
-    value = env.get(var, "").strip()
-    if value:
-        try:
-            values[key] = float(value)
-        except ValueError:
-            raise ConfigError(f"{var}={value!r} is not a number") from None
