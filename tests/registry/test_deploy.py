@@ -247,11 +247,11 @@ def test_rollback_onto_a_corrupt_version_names_the_newest_intact_one(deploy_proj
     assert code == 1
     assert "cannot roll fashion-mnist-endpoint back to version 2: version 2 is corrupt" in err
     assert "versions/2/model.onnx has sha256" in err and "the endpoint was not changed" in err
-    assert "the newest intact earlier deployment is version 1: 'python deploy-vertex.py --version 1'" in err
+    assert "the newest intact earlier version is 1: 'python deploy-vertex.py --version 1'" in err
     assert (deploy_project / REG / "endpoint.json").read_text() == before
     (deploy_project / REG / "versions" / "1" / "model.keras").write_bytes(b"not the card's")  # any listed file counts
     code, _, err = deploy_cli("--rollback")
-    assert code == 1 and "no earlier deployment is intact" in err
+    assert code == 1 and "no earlier version is intact" in err
     code, _, err = deploy_cli("--version", "1")
     assert code == 1 and "version 1 is corrupt" in err and "versions/1/model.keras" in err
     assert (deploy_project / REG / "endpoint.json").read_text() == before

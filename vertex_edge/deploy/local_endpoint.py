@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from vertex_edge.data.idx import IMAGES_MAGIC, decompress, parse_idx
 from vertex_edge.deploy.candidate import Candidate, Champion, DeployResult, deploy_user, judge, was_forced
+from vertex_edge.deploy.traffic import rollback_refused
 from vertex_edge.errors import QualityGateError, RegistryError, UsageError
 from vertex_edge.fsutil import atomic_write_bytes
 from vertex_edge.gitinfo import git_info
@@ -155,13 +156,7 @@ class LocalDeployer:
         except RegistryError as exc:
             earlier = [v for v in reversed(stack[:-2]) if v not in (current, target)]
             intact = next((v for v in dict.fromkeys(earlier) if self._intact(v)), None)
-            hint = (f"the newest intact earlier deployment is version {intact}: 'python deploy-vertex.py --version {intact}'"
-                    if intact else "no earlier deployment is intact: deploy a version with 'python deploy-vertex.py --version N'")  # fmt: skip
-            raise RegistryError(
-                f"cannot roll {name} back to version {target}: {exc.message}; the endpoint was not changed "
-                f"(its traffic stays on version {current})",
-                hint=hint,
-            ) from None
+            raise rollback_refused(name, target, current, exc.message, intact) from None
         return target
 
     def _intact(self, version: str) -> bool:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from vertex_edge.artifact import ModelCard
-from vertex_edge.errors import UsageError
+from vertex_edge.errors import RegistryError, UsageError
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,20 @@ def new_split(view: EndpointView, new_id: str, traffic: int) -> dict[str, int]:
 def version_alias(card: ModelCard) -> str:
     """The registry alias naming one trained model: ``v`` + its card version (unique per artifact)."""
     return "v" + re.sub(r"[^a-zA-Z0-9-]", "-", card.version)[:126]
+
+
+def rollback_refused(
+    endpoint: str, target: str, current: str | None, problem: str, intact: str | None
+) -> RegistryError:
+    """The error for a rollback whose target no longer matches its card (both targets): the endpoint
+    is left as it is, and the hint names the newest intact earlier version, if any."""
+    hint = (
+        f"the newest intact earlier version is {intact}: 'python deploy-vertex.py --version {intact}'"
+        if intact
+        else "no earlier version is intact: deploy a version with 'python deploy-vertex.py --version N' "
+        "or a new model with 'python deploy-vertex.py'"
+    )
+    keeps = f" (version {current} keeps its traffic)" if current else ""
+    return RegistryError(
+        f"cannot roll {endpoint} back to version {target}: {problem}; the endpoint was not changed{keeps}", hint=hint
+    )

@@ -15,7 +15,7 @@ from typing import Any
 
 from vertex_edge.artifact import CARD_FILE, MODEL_FILES, ModelCard
 from vertex_edge.deploy.candidate import Candidate, deploy_user
-from vertex_edge.deploy.traffic import version_alias
+from vertex_edge.deploy.traffic import rollback_refused, version_alias
 from vertex_edge.errors import DataError, RegistryError
 from vertex_edge.gcp.errors import google_call, is_not_found, translate
 from vertex_edge.gcp.labels import gcp_label
@@ -134,13 +134,7 @@ class RegistryAccess:
             self._verify(target)
         except RegistryError as exc:
             intact = next((v for v in earlier[1:] if self._intact(parent, v)), None)
-            hint = (f"the newest intact earlier version is {intact}: 'python deploy-vertex.py --version {intact}'"
-                    if intact else "no earlier version is intact: deploy a new model with 'python deploy-vertex.py'")  # fmt: skip
-            raise RegistryError(
-                f"cannot roll {self.endpoint_name} back to version {earlier[0]}: {exc.message}; "
-                f"the endpoint was not changed (version {current} keeps its traffic)",
-                hint=hint,
-            ) from None
+            raise rollback_refused(self.endpoint_name, earlier[0], current, exc.message, intact) from None
         return target
 
     def _intact(self, parent: Any, version: str) -> bool:
