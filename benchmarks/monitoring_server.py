@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.serving import HOST, _free_port, rss_mb, run_load
+from benchmarks.loadgen import HOST, free_port, rss_mb, run_load
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def start(model_dir: Path, log: Path, *, capture_uri: Path | None = None) -> tup
     """``python -m vertex_edge.serving`` on a free port, capturing to ``capture_uri`` (None: off)."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "EDGE_"))}
     env.update(
         {"AIP_STORAGE_URI": str(model_dir), "AIP_HTTP_PORT": str(port), "EDGE_HOST": HOST, "PYTHONPATH": str(REPO)}

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmarks.serving import run_load, synthetic_cnn
+from benchmarks.loadgen import run_load, synthetic_cnn
 from tests.conftest import free_port
 from tests.hostile import prediction_payloads as payloads
 from tests.hostile.prediction_clients import Abuse, SlowConnections, memory_mb
