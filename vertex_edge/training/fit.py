@@ -44,6 +44,7 @@ class TrainResult:
     val_count: int
     extra: dict[str, Any] = field(default_factory=dict)
     cpu_seconds: float = 0.0  # process CPU time of model.fit (all threads)
+    heldout: Split | None = None  # the validation split (never trained on): the reference profile's images
 
 
 def split_train_val(split: Split, params: TrainParams) -> tuple[Split, Split | None]:
@@ -214,6 +215,7 @@ def train(
         train_count=len(train_part.labels),
         val_count=0 if val_part is None else len(val_part.labels),
         cpu_seconds=cpu_seconds,
+        heldout=val_part,
     )
 
 
