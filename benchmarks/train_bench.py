@@ -82,6 +82,7 @@ def run_once(params: Any, data_dir: Path, out_dir: Path, label: str = "") -> dic
     from vertex_edge.training.fit import train
 
     started = time.perf_counter()
+    fpr = ood_fpr()  # read before training: the file may be edited meanwhile
     meta = load_meta(data_dir)
     train_split, test_split = load_npz(data_dir / "train.npz"), load_npz(data_dir / "test.npz")
     loads = [os.getloadavg()[0]]
@@ -96,7 +97,7 @@ def run_once(params: Any, data_dir: Path, out_dir: Path, label: str = "") -> dic
     (out_dir / "model").mkdir(parents=True, exist_ok=True)
     artifact = save_model(
         result, out_dir / "model", meta=meta, params=params, model_name="fashion-mnist", git=GitInfo(),
-        sample=test_split.images[:256], ood_fpr=ood_fpr(),
+        sample=test_split.images[:256], ood_fpr=fpr,
     )  # fmt: skip
     monitor = artifact.card.monitor
     return {

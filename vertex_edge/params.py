@@ -30,7 +30,9 @@ class _Frozen(BaseModel):
 
 
 class AugmentParams(_Strict):
-    flip: bool = True
+    # True: a random horizontal flip per image per step; "alternate": each image mirrored in every
+    # other epoch (derandomised flips, vertex_edge.training.layers.AlternatingFlip)
+    flip: bool | Literal["alternate"] = True
     shift: int = Field(default=0, ge=0, le=8)
     erase: float = Field(default=0.0, ge=0.0, le=1.0)  # probability of blanking a random rectangle (random erasing)
 
@@ -57,6 +59,7 @@ class TrainParams(_Strict):
     batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=0.002, gt=0)
     warmup_epochs: float = Field(default=0.0, ge=0.0)  # linear warm-up to learning_rate (at most half the run)
+    final_lr: float = Field(default=0.01, ge=0.0, le=1.0)  # the cosine decay ends at this fraction of learning_rate
     weight_decay: float = Field(default=0.0, ge=0.0, lt=1.0)  # decoupled (AdamW): w -= weight_decay * lr * w
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     ema_momentum: float = Field(default=0.0, ge=0.0, lt=1.0)  # weight moving average (0: off)

@@ -260,6 +260,8 @@ def _run(
 
     import keras  # deferred: TensorFlow's import takes seconds (see the module docstring)
 
+    import vertex_edge.training.layers  # noqa: F401 - deferred (imports Keras): registers the custom layers for load_model
+
     callbacks: list[Any] = []
     initial_epoch, prior = 0, []
     with strategy.scope():
