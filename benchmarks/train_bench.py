@@ -5,15 +5,18 @@
     python -m benchmarks.train_bench --compare OLD NEW [--seeds 3] [--first-seed 42] [--mirror DIR]
 
 Runs the real prepare and train code (``vertex_edge.training.fit.train`` and the stage's
-``write_outputs``: ONNX export checked against Keras; no tracking) in a temporary folder. One run
-prints test accuracy (that of the exported model), wall and CPU seconds of ``model.fit``, the
-whole stage, epochs run and the best epoch.
+``save_model``: ONNX export checked against Keras, then the monitor outputs and the reference
+profile of the validation split, with ``monitor.ood.fpr`` of the repository's ``params.yaml``;
+no tracking) in a temporary folder. One run prints test accuracy (that of the exported model),
+wall and CPU seconds of ``model.fit``, the seconds taken by the monitoring export (not part of
+``model.fit``), the whole stage, epochs run and the best epoch.
 
 ``--compare OLD NEW`` trains both params files once per seed (``train.seed`` overridden), each
 run in a fresh process, alternating which goes first (OLD NEW, NEW OLD, ...) so that a shared
 machine's load falls on both alike. It prints every run, the means and the NEW/OLD time ratios,
-then the ONNX Runtime time per image of both exported models (the prediction server's session
-options, model alone, batch 1 and 64; interleaved). The load average is recorded with each run.
+then the ONNX Runtime time per image of both exported models as served (the prediction server's
+session options, asking for the outputs the server asks for: the probabilities and, when the
+model has it, the monitor output; model alone, batch 1 and 64; interleaved). The load average is recorded with each run.
 """
 
 from __future__ import annotations
@@ -64,6 +67,13 @@ def load_train_params(path: Path, seed: int | None, **overrides: Any) -> Any:
     return params.model_copy(update=update)
 
 
+def ood_fpr() -> float:
+    """``monitor.ood.fpr`` of the repository's params.yaml (both sides of a comparison use it)."""
+    from vertex_edge.params import load_params
+
+    return load_params(REPO / "params.yaml", require=["monitor.ood"]).monitor.ood.fpr
+
+
 def run_once(params: Any, data_dir: Path, out_dir: Path, label: str = "") -> dict[str, Any]:
     """One training as the DVC stage does it (tracking off); the figures as a dict."""
     from vertex_edge.data.prepare import load_meta, load_npz
@@ -72,6 +82,7 @@ def run_once(params: Any, data_dir: Path, out_dir: Path, label: str = "") -> dic
     from vertex_edge.training.fit import train
 
     started = time.perf_counter()
+    fpr = ood_fpr()  # read before training: the file may be edited meanwhile
     meta = load_meta(data_dir)
     train_split, test_split = load_npz(data_dir / "train.npz"), load_npz(data_dir / "test.npz")
     loads = [os.getloadavg()[0]]
@@ -86,8 +97,9 @@ def run_once(params: Any, data_dir: Path, out_dir: Path, label: str = "") -> dic
     (out_dir / "model").mkdir(parents=True, exist_ok=True)
     artifact = save_model(
         result, out_dir / "model", meta=meta, params=params, model_name="fashion-mnist", git=GitInfo(),
-        sample=test_split.images[:256],
+        sample=test_split.images[:256], ood_fpr=fpr,
     )  # fmt: skip
+    monitor = artifact.card.monitor
     return {
         "label": label,
         "seed": params.seed,
@@ -98,33 +110,44 @@ def run_once(params: Any, data_dir: Path, out_dir: Path, label: str = "") -> dic
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "onnx_max_abs_diff": artifact.card.onnx_max_abs_diff,
+        "monitor_s": monitor.seconds if monitor else None,
+        "heldout_images": monitor.heldout_images if monitor else 0,
         "load_mean": statistics.fmean(loads),
         "load_max": max(loads),
         "model_dir": str(out_dir / "model"),
     }
 
 
-def onnx_per_image(model_dirs: dict[str, Path], *, rounds: int = 7, threads: int = 1) -> dict[str, dict[str, float]]:
-    """Median ONNX Runtime milliseconds per image of each model (the server's session options, model
-    alone), batches of 1 and 64, the models interleaved round by round."""
-    import numpy as np
-
+def served_call(path: Path, *, threads: int) -> Any:
+    """A function running the model folder's ONNX model as the server does: its session options,
+    and the outputs it asks for (:class:`~vertex_edge.monitoring.layout.ModelMonitor`)."""
+    from vertex_edge.monitoring.layout import ModelMonitor
     from vertex_edge.serving.model import load_model_dir
 
-    models = {name: load_model_dir(path, threads=threads) for name, path in model_dirs.items()}
+    model = load_model_dir(path, threads=threads)
+    names = list(ModelMonitor.from_session(model.session, version=model.version, labels=model.labels).output_names)
+    return lambda x: model.session.run(names, {model.input_name: x})
+
+
+def onnx_per_image(model_dirs: dict[str, Path], *, rounds: int = 7, threads: int = 1) -> dict[str, dict[str, float]]:
+    """Median ONNX Runtime milliseconds per image of each model as served (:func:`served_call`,
+    model alone), batches of 1 and 64, the models interleaved round by round."""
+    import numpy as np
+
+    models = {name: served_call(path, threads=threads) for name, path in model_dirs.items()}
     images = np.random.default_rng(0).integers(0, 256, size=(64, 28, 28)).astype(np.float32)
     samples: dict[tuple[str, int], list[float]] = {(n, b): [] for n in models for b in (1, 64)}
-    for model in models.values():  # warm-up
+    for call in models.values():  # warm-up
         for _ in range(20):
-            model.predict(images[:1])
-            model.predict(images)
+            call(images[:1])
+            call(images)
     for _ in range(rounds):
-        for name, model in models.items():
+        for name, call in models.items():
             for batch, repeats in ((1, 300), (64, 30)):
                 x = images[:batch]
                 t = time.perf_counter()
                 for _ in range(repeats):
-                    model.predict(x)
+                    call(x)
                 samples[(name, batch)].append((time.perf_counter() - t) * 1e3 / (repeats * batch))
     return {name: {f"batch{b}_ms": statistics.median(samples[(name, b)]) for b in (1, 64)} for name in models}
 
@@ -151,7 +174,7 @@ def compare(args: argparse.Namespace) -> int:
                 r = runs[-1]
                 print(
                     f"== {label} seed {seed}: accuracy {r['test_accuracy']:.4f}  fit {r['fit_wall_s']:.0f} s wall, "
-                    f"{r['fit_cpu_s']:.0f} s CPU  load {r['load_mean']:.2f}",
+                    f"{r['fit_cpu_s']:.0f} s CPU  load {r['load_mean']:.2f}  monitoring export {r['monitor_s'] or 0:.1f} s",
                     flush=True,
                 )
         inference = {}
@@ -249,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"params": params.model_dump(mode="json")}))
         print(
             f"test accuracy {result['test_accuracy']:.4f}  training {result['fit_wall_s']:.0f} s (model.fit; "
-            f"{result['fit_cpu_s']:.0f} s CPU)  stage {result['stage_s']:.0f} s  epochs {result['epochs_run']} "
+            f"{result['fit_cpu_s']:.0f} s CPU)  monitoring export {result['monitor_s'] or 0:.1f} s "
+            f"({result['heldout_images']} held-out images)  stage {result['stage_s']:.0f} s  epochs {result['epochs_run']} "
             f"(best {result['best_epoch']})  load average {result['load_mean']:.2f}"
         )
     return 0

@@ -1,5 +1,6 @@
 """DVC stage `train`: train the CNN as one tracked Sacred run; write the model folder (model.keras,
-model.onnx, model_card.json), train metrics and per-epoch history (DVC plots) - all atomically.
+model.onnx with its monitor outputs, reference_profile.npz, model_card.json), train metrics and
+per-epoch history (DVC plots) - all atomically.
 
     python -m steps.train --data-dir data/prepared --params params.yaml \
         --model-dir models/fashion-mnist --metrics metrics/train.json --history reports/train_history.csv
@@ -18,9 +19,9 @@ from vertex_edge.training.stage import TrainStage, run_train_stage
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m steps.train", description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", type=Path, required=True, help="prepared data (train.npz, test.npz, meta.json)")
-    p.add_argument("--params", type=Path, required=True, help="params.yaml (the 'train' section is used)")
+    p.add_argument("--params", type=Path, required=True, help="params.yaml (the 'train' section and monitor.ood are used)")
     p.add_argument(
-        "--model-dir", type=Path, required=True, help="output folder: model.keras, model.onnx, model_card.json"
+        "--model-dir", type=Path, required=True, help="output folder: model.keras, model.onnx, reference_profile.npz, model_card.json"
     )
     p.add_argument("--metrics", type=Path, required=True, help="train metrics (JSON)")
     p.add_argument("--history", type=Path, required=True, help="per-epoch history (CSV, DVC plots)")

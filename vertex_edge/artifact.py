@@ -1,8 +1,10 @@
 """The trained model folder, typed: the ONE artifact every step after training reads.
 
 A model folder holds ``model.onnx`` (what is served), ``model.keras`` (what training resumes
-from) and ``model_card.json`` (:class:`ModelCard`: the labels, the input contract, the figures,
-the lineage and the sha256 of every file). :class:`ModelArtifact` writes, reads and verifies it;
+from), ``reference_profile.npz`` (the held-out reference that ``edge.py monitor`` compares
+captured predictions with; :mod:`vertex_edge.monitoring.profile`) and ``model_card.json``
+(:class:`ModelCard`: the labels, the input and output contract, the figures, the lineage and the
+sha256 of every file). :class:`ModelArtifact` writes, reads and verifies it;
 evaluate, deploy, the registry, the prediction server and the web app use nothing else, so a
 field is spelled once, here.
 
@@ -26,8 +28,10 @@ from vertex_edge.gitinfo import GitInfo
 ONNX_FILE = "model.onnx"
 KERAS_FILE = "model.keras"
 CARD_FILE = "model_card.json"
-#: files a model folder may hold besides the card, in the order they are listed
-MODEL_FILES = (ONNX_FILE, KERAS_FILE)
+PROFILE_FILE = "reference_profile.npz"
+#: files a model folder may hold besides the card, in the order they are listed (the registry and
+#: deploy copy each one present; a model trained without held-out images has no profile)
+MODEL_FILES = (ONNX_FILE, KERAS_FILE, PROFILE_FILE)
 #: what serving a model needs (``model.keras`` is never downloaded to a server)
 SERVED_FILES = (ONNX_FILE, CARD_FILE)
 
@@ -52,6 +56,21 @@ class InputSpec(_Part):
 class OutputSpec(_Part):
     shape: list[int | None]
     kind: str = "softmax probabilities"
+    name: str | None = None  # the ONNX output's name (None: output 0, the probabilities)
+    columns: list[str] | None = None  # what each column holds, where they are not classes
+
+
+class MonitorSpec(_Part):
+    """What the export added for monitoring: the extra ONNX outputs (after the probabilities,
+    which are unchanged), the out-of-distribution flag's calibration and the reference profile."""
+
+    outputs: list[OutputSpec]
+    profile: str = PROFILE_FILE
+    ood_threshold: float
+    ood_fpr: float = Field(gt=0, lt=1, description="the flag's false-positive rate on held-out images")
+    heldout_images: int = Field(ge=0, description="validation images the profile was made from (never trained on)")
+    heldout_accuracy: float = Field(ge=0, le=1)
+    seconds: float = Field(default=0.0, ge=0, description="time taken to make it (not part of train_seconds)")
 
 
 class TrainMetrics(_Part):
@@ -84,6 +103,7 @@ class ModelCard(_Part):
     framework: dict[str, str] = Field(default_factory=dict)
     sacred_run_id: str | None = None
     training: dict[str, Any] = Field(default_factory=dict, description="where and how it trained (Vertex AI job)")
+    monitor: MonitorSpec | None = Field(default=None, description="None: a model without the monitor output")
 
     @field_validator("labels")
     @classmethod

@@ -25,8 +25,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class AugmentParams(_Strict):
-    flip: bool = True
+    # True: a random horizontal flip per image per step; "alternate": each image mirrored in every
+    # other epoch (derandomised flips, vertex_edge.training.layers.AlternatingFlip)
+    flip: bool | Literal["alternate"] = True
     shift: int = Field(default=0, ge=0, le=8)
     erase: float = Field(default=0.0, ge=0.0, le=1.0)  # probability of blanking a random rectangle (random erasing)
 
@@ -53,6 +59,7 @@ class TrainParams(_Strict):
     batch_size: int = Field(default=64, ge=1)
     learning_rate: float = Field(default=0.002, gt=0)
     warmup_epochs: float = Field(default=0.0, ge=0.0)  # linear warm-up to learning_rate (at most half the run)
+    final_lr: float = Field(default=0.01, ge=0.0, le=1.0)  # the cosine decay ends at this fraction of learning_rate
     weight_decay: float = Field(default=0.0, ge=0.0, lt=1.0)  # decoupled (AdamW): w -= weight_decay * lr * w
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     ema_momentum: float = Field(default=0.0, ge=0.0, lt=1.0)  # weight moving average (0: off)
@@ -117,12 +124,31 @@ class DeployParams(_Strict):
     )  # fmt: skip
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="allow")  # other sections belong to other stages
+class MinEffect(_Frozen):
+    """A statistically significant difference must also be at least this large to count as drift
+    (large windows make tiny, harmless differences significant)."""
 
-    train: TrainParams = TrainParams()
-    evaluate: EvaluateParams = EvaluateParams()
-    deploy: DeployParams = DeployParams()
+    classes: float = Field(default=0.05, ge=0, le=1, description="total variation distance of predicted-class shares")
+    distribution: float = Field(default=0.05, ge=0, le=1, description="Kolmogorov-Smirnov distance")
+    ood_rate: float = Field(default=0.02, ge=0, le=1, description="flagged share above the calibrated rate")
+    accuracy_drop: float = Field(default=0.03, ge=0, le=1, description="accuracy below the held-out accuracy")
+
+
+class OodParams(_Frozen):
+    """``monitor.ood``: used at training time (the model's OOD flag is calibrated when it is exported)."""
+
+    fpr: float = Field(default=0.02, gt=0, lt=0.5, description="false-positive rate of the OOD flag on held-out images")
+
+
+class MonitorParams(_Frozen):
+    """``params.yaml`` ``monitor:`` (``edge.py monitor``'s thresholds; ``ood`` is set at training)."""
+
+    window: int = Field(default=500, ge=10, description="records compared when neither --last nor --since is given")
+    min_records: int = Field(default=200, ge=10, description="fewer records: 'not enough data', no verdict")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="false-alarm rate per window, shared by all checks")
+    min_labels: int = Field(default=50, ge=1, description="feedback labels needed before accuracy is checked")
+    min_effect: MinEffect = MinEffect()
+    ood: OodParams = OodParams()
 
     @model_validator(mode="before")
     @classmethod
@@ -130,8 +156,36 @@ class Params(BaseModel):
         return data or {}
 
 
-#: the sections a stage may require to be complete, and their models
-SECTIONS: dict[str, type[BaseModel]] = {"train": TrainParams, "evaluate": EvaluateParams, "deploy": DeployParams}
+class Params(BaseModel):
+    model_config = ConfigDict(extra="allow")  # other sections belong to other stages
+
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    deploy: DeployParams = DeployParams()
+    monitor: MonitorParams = MonitorParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_empty(cls, data: Any) -> Any:
+        return data or {}
+
+
+#: the sections a stage may require to be complete (dotted: a nested section), and their models.
+#: ``monitor.ood`` is the part of ``monitor`` that training uses; ``edge.py monitor`` fills the
+#: rest of that section from the defaults above.
+SECTIONS: dict[str, type[BaseModel]] = {
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
+    "deploy": DeployParams,
+    "monitor.ood": OodParams,
+}
+
+
+def _section(data: Any, dotted: str) -> Any:
+    """``data``'s value at a dotted section name (None where a level is missing)."""
+    for key in dotted.split("."):
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
 
 
 def missing_keys(model: type[BaseModel], data: Any, prefix: str) -> list[str]:
@@ -164,7 +218,7 @@ def parse_params(text: str, source: str, *, require: Iterable[str] = ()) -> Para
             f"{source} is empty: it must set {', '.join(wanted)}",
             hint="restore it with 'git checkout -- params.yaml' (code defaults are never used silently)",
         )
-    missing = [key for section in wanted for key in missing_keys(SECTIONS[section], (data or {}).get(section), section)]
+    missing = [key for section in wanted for key in missing_keys(SECTIONS[section], _section(data, section), section)]
     if missing:
         shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
         raise ConfigError(

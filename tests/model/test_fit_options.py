@@ -96,6 +96,9 @@ def test_warmup_then_cosine_schedule_and_its_cap() -> None:
     # no warm-up: today's schedule
     plain = make_schedule(TrainParams(epochs=10, learning_rate=0.01), steps_per_epoch=10)
     assert float(plain(0)) == pytest.approx(0.01)
+    # final_lr: where the cosine ends (0: all the way down)
+    to_zero = make_schedule(TrainParams(epochs=10, learning_rate=0.01, warmup_epochs=2, final_lr=0.0), steps_per_epoch=10)
+    assert float(to_zero(100)) == pytest.approx(0.0, abs=1e-9) and float(to_zero(20)) == pytest.approx(0.01)
     # a 1-epoch run of params with 1 warm-up epoch still trains: warm-up is capped at half the run
     short = make_schedule(TrainParams(epochs=1, learning_rate=0.01, warmup_epochs=1), steps_per_epoch=10)
     assert float(short(5)) == pytest.approx(0.01)
@@ -183,3 +186,32 @@ def test_train_with_every_option_keeps_the_average_and_is_deterministic(tmp_path
     assert second.test_accuracy == first.test_accuracy
     for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_alternating_flips_mirror_each_image_every_other_epoch_and_survive_a_checkpoint(tmp_path) -> None:  # noqa: ANN001
+    import keras
+
+    from vertex_edge.training.layers import AlternatingFlip
+    from vertex_edge.training.network import build_model, float32_copy
+
+    layer = AlternatingFlip(steps_per_epoch=2)
+    images = np.random.default_rng(0).integers(0, 256, (6, 28, 28)).astype(np.float32)
+    mirrored = images[:, :, ::-1]
+    seen = [np.asarray(layer(images, training=True)) for _ in range(6)]  # 3 epochs of 2 steps
+    flipped = np.array([[np.array_equal(s[i], mirrored[i]) for i in range(6)] for s in seen])
+    assert all(np.array_equal(s[i], images[i]) or flipped[k, i] for k, s in enumerate(seen) for i in range(6))
+    np.testing.assert_array_equal(flipped[0], flipped[1])  # the same within an epoch
+    np.testing.assert_array_equal(flipped[2], ~flipped[0])  # the other way round in the next one
+    np.testing.assert_array_equal(flipped[4], flipped[0])
+    assert 0 < flipped[0].sum() < 6  # the first orientation is a per-image bit (pixel-sum parity)
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+
+    params = TrainParams(augment={"flip": "alternate", "shift": 1}, model={"filters": [4], "dense": 8})
+    model = build_model(params.model, augment=params.augment, seed=1, steps_per_epoch=3)
+    model(images, training=True)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")  # registered: a checkpoint resumes
+    assert int(loaded.get_layer("augment_flip").step.numpy()) == 1
+    copy = float32_copy(loaded, params, image_shape=(28, 28), num_classes=10)
+    assert not any(layer.name.startswith("augment_") for layer in copy.layers)
+    np.testing.assert_allclose(np.asarray(copy(images)), np.asarray(model(images, training=False)), atol=1e-6)

@@ -63,6 +63,7 @@ def task_argv(data_uri: str, params: dict | None = None, *extra: str) -> list[st
         "--data-uri", data_uri,
         "--params-json", json.dumps(params or TINY_PARAMS),
         "--model-name", "fashion-mnist",
+        "--ood-fpr", "0.02",
         "--git-commit", "3f2a9c1d" + "0" * 32,
         *extra,
     ]  # fmt: skip

@@ -33,6 +33,7 @@ def make_spec(config=None, *, replicas: int | None = None, data_files: dict | No
     inputs = TrainerInputs(
         params=PARAMS, model_name="fashion-mnist", data_uri="gs://my-proj-123-edge/vertex/staging/prepared/abc",
         data_version="0123456789abcdef0123456789abcdef", git_commit=COMMIT, git_dirty=True, data_files=data_files or {},
+        ood_fpr=0.03,
     )  # fmt: skip
     return build_job_spec(
         config, inputs, output_uri=job_output_uri(config.gcp.bucket_name, name), name=name,
@@ -63,6 +64,7 @@ def test_args_carry_the_params_data_and_lineage() -> None:
     assert arg(args, "--data-uri") == "gs://my-proj-123-edge/vertex/staging/prepared/abc"
     assert arg(args, "--report-dir").endswith("/fashion-mnist-train-3f2a9c1d-20261122-110000/report")
     assert arg(args, "--git-commit") == COMMIT
+    assert float(arg(args, "--ood-fpr")) == 0.03  # params.yaml monitor.ood.fpr: the job calibrates the OOD flag
     assert "--git-dirty" in args
 
 

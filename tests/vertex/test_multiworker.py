@@ -21,7 +21,7 @@ from vertex_edge.vertex.submit import SUCCEEDED
 @pytest.mark.slow
 def test_two_replicas_train_with_multi_worker_mirrored_strategy(prepared: Path, tmp_path: Path) -> None:
     inputs = TrainerInputs(params=TrainParams.model_validate(TINY_PARAMS), model_name="fashion-mnist",
-                           data_uri=str(prepared), data_version="x")  # fmt: skip
+                           data_uri=str(prepared), data_version="x", ood_fpr=0.02)  # fmt: skip
     base = tmp_path / "job"
     spec = build_job_spec(EdgeConfig(), inputs, output_uri=str(base), name="mw", image="local", project="local",
                           location="local", staging_bucket="", replica_count=2, backend="vertex-local")  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.vertex.conftest import TINY_PARAMS, aip_env, run_task, task_argv
+from tests.vertex.conftest import TINY_PARAMS, aip_env, prepare_synthetic, run_task, task_argv
 
 CARD_KEYS = {"name", "version", "created", "labels", "input", "params", "data_version", "git", "metrics", "artifacts",
              "sacred_run_id"}  # fmt: skip
@@ -26,7 +26,7 @@ def test_missing_model_dir_and_bad_params_are_usage_errors(prepared: Path) -> No
     assert result.returncode == 2
     assert "AIP_MODEL_DIR is not set" in result.stdout
     bad = subprocess.run(
-        [*task_argv(str(prepared))[:5], "--params-json", '{"epochs": 0}'], cwd=REPO, env=aip_env("/unused"),
+        [*task_argv(str(prepared))[:5], "--ood-fpr", "0.02", "--params-json", '{"epochs": 0}'], cwd=REPO, env=aip_env("/unused"),
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert bad.returncode == 2
@@ -34,14 +34,23 @@ def test_missing_model_dir_and_bad_params_are_usage_errors(prepared: Path) -> No
 
 
 @pytest.mark.slow
-def test_task_writes_the_model_contract_into_the_aip_folders(prepared: Path, tmp_path: Path) -> None:
+def test_task_writes_the_model_contract_into_the_aip_folders(tmp_path: Path) -> None:
+    # 400 held-out images: enough for the reference profile and the OOD flag (at least 300)
+    prepared = prepare_synthetic(tmp_path / "data", n_train=800)
     base = tmp_path / "job"
-    result = run_task(str(prepared), str(base))
+    result = run_task(str(prepared), str(base), params={**TINY_PARAMS, "validation_split": 0.5})
     assert result.returncode == 0, result.stdout + result.stderr
     model = base / "model"
-    assert sorted(p.name for p in model.iterdir()) == ["model.keras", "model.onnx", "model_card.json"]
+    assert sorted(p.name for p in model.iterdir()) == [
+        "model.keras", "model.onnx", "model_card.json", "reference_profile.npz"
+    ]  # fmt: skip
     card = json.loads((model / "model_card.json").read_text())
     assert CARD_KEYS <= set(card)
+    # exported once, here: the card lists the profile with its sha256, and the OOD flag's calibration
+    assert set(card["artifacts"]) == {"model.keras", "model.onnx", "reference_profile.npz"}
+    assert card["monitor"]["heldout_images"] == 400 and card["monitor"]["ood_fpr"] == 0.02
+    assert [o["name"] for o in card["monitor"]["outputs"]] == ["embedding", "monitor"]
+    assert "OOD threshold" in result.stdout
     assert card["git"] == {"commit": "3f2a9c1d" + "0" * 32, "dirty": False}
     assert card["sacred_run_id"] is None  # the submitting side records the Sacred run
     assert card["training"]["replicas"] == 1
@@ -49,6 +58,7 @@ def test_task_writes_the_model_contract_into_the_aip_folders(prepared: Path, tmp
 
     session = ort.InferenceSession(str(model / "model.onnx"), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape[1:] == [28, 28]
+    assert [o.name for o in session.get_outputs()][1:] == ["embedding", "monitor"]
     report = json.loads((base / "report" / "run.json").read_text())
     assert report["epochs_run"] == 2 and len(report["history"]) == 2
     assert json.loads((base / "report" / "train.json").read_text()) == card["metrics"]

@@ -34,6 +34,8 @@ IMAGE_DETECTORS = ("pixel_residual", "max", "border_ink", "ink", "edges")
 #: which tail of a detector is unusual
 SIDES = {"knn": 1, "embedding_residual": 1, "pixel_residual": 1, "max": -1, "border_ink": 1, "ink": 0, "edges": 0}
 _TAIL = 0.005  # 0.5 % in each tail of the held-out values sets a detector's unit
+#: fewer held-out images cannot calibrate the flag (a quarter of them set the threshold)
+MIN_HELDOUT = 300
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,10 @@ class Split3:
 
     @classmethod
     def of(cls, n: int, seed: int) -> Split3:
-        if n < 300:
+        if n < MIN_HELDOUT:
             raise DataError(
-                f"{n} held-out images are too few to calibrate the out-of-distribution flag; expected at least 300",
+                f"{n} held-out images are too few to calibrate the out-of-distribution flag; "
+                f"expected at least {MIN_HELDOUT}",
                 hint="raise train.validation_split (or train on more images)",
             )
         order = np.random.default_rng(seed).permutation(n)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from vertex_edge.artifact import PROFILE_FILE as PROFILE_FILE  # the file name is the artifact's
 from vertex_edge.errors import DataError
 from vertex_edge.fsutil import atomic_write_bytes
 from vertex_edge.monitoring.features import FEATURES, confidence_entropy, summarize
@@ -37,7 +38,6 @@ from vertex_edge.monitoring.ood import OodDetector, Split3, fit_detector
 
 log = logging.getLogger(__name__)
 
-PROFILE_FILE = "reference_profile.npz"
 SCHEMA = 1
 COMPONENTS = 8  # embedding components kept per record (of the detector's 32)
 _DETECTOR_ARRAYS = (

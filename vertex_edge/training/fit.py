@@ -44,6 +44,7 @@ class TrainResult:
     val_count: int
     extra: dict[str, Any] = field(default_factory=dict)
     cpu_seconds: float = 0.0  # process CPU time of model.fit (all threads)
+    heldout: Split | None = None  # the validation split (never trained on): the reference profile's images
 
 
 def split_train_val(split: Split, params: TrainParams) -> tuple[Split, Split | None]:
@@ -64,16 +65,18 @@ def split_train_val(split: Split, params: TrainParams) -> tuple[Split, Split | N
 
 
 def make_schedule(params: TrainParams, *, steps_per_epoch: int) -> Any:
-    """Cosine decay to 1% over the whole run, after ``warmup_epochs`` of linear warm-up from 0 (at
-    most half the run, so that one-epoch test runs of the default params still train)."""
+    """Cosine decay to ``final_lr`` (a fraction of the learning rate) over the whole run, after
+    ``warmup_epochs`` of linear warm-up from 0 (at most half the run, so that one-epoch test runs
+    of the default params still train)."""
     import keras
 
     total = steps_per_epoch * params.epochs
     warmup = min(int(round(steps_per_epoch * params.warmup_epochs)), total // 2)
+    alpha = params.final_lr
     if not warmup:
-        return keras.optimizers.schedules.CosineDecay(params.learning_rate, decay_steps=total, alpha=0.01)
+        return keras.optimizers.schedules.CosineDecay(params.learning_rate, decay_steps=total, alpha=alpha)
     return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total - warmup), alpha=0.01, warmup_target=params.learning_rate, warmup_steps=warmup
+        0.0, decay_steps=max(1, total - warmup), alpha=alpha, warmup_target=params.learning_rate, warmup_steps=warmup
     )
 
 
@@ -129,6 +132,7 @@ def train(
     keras.utils.set_random_seed(params.seed)
     train_part, val_part = split_train_val(train_split, params)
     image_shape = tuple(train_split.images.shape[1:])
+    steps = max(1, math.ceil(len(train_part.labels) / params.batch_size))
     if model is None:
         model = build_model(
             params.model,
@@ -137,8 +141,8 @@ def train(
             seed=params.seed,
             augment=params.augment,
             precision=params.precision,
+            steps_per_epoch=steps,
         )
-    steps = max(1, math.ceil(len(train_part.labels) / params.batch_size))
     model.compile(
         optimizer=make_optimizer(params, steps_per_epoch=steps),
         loss=make_loss(params),
@@ -214,6 +218,7 @@ def train(
         train_count=len(train_part.labels),
         val_count=0 if val_part is None else len(val_part.labels),
         cpu_seconds=cpu_seconds,
+        heldout=val_part,
     )
 
 

@@ -26,8 +26,10 @@ def build_model(
     seed: int = 0,
     augment: AugmentParams | None = None,
     precision: str = "float32",
+    steps_per_epoch: int = 1,
 ) -> keras.Model:
-    """The network; ``augment`` adds the training-only augmentation layers. ``precision``
+    """The network; ``augment`` adds the training-only augmentation layers (alternating flips
+    need ``steps_per_epoch``, the training batches per epoch). ``precision``
     ``"mixed_bfloat16"`` computes in bfloat16 with float32 weights (the same weights as a float32
     build, so :func:`inference_copy` stays float32); the probabilities are float32 either way."""
     import keras
@@ -35,9 +37,15 @@ def build_model(
 
     dt = precision  # a Keras dtype policy name, given to every layer (no global policy)
     inputs = keras.Input(shape=image_shape, dtype="float32", name="image")
-    x = layers.Rescaling(1.0 / 255.0, dtype=dt)(inputs)
+    x = inputs
+    if augment is not None and augment.flip == "alternate":
+        # deferred: the layer's module imports Keras (see its docstring); it reads raw pixels (float32)
+        from vertex_edge.training.layers import AlternatingFlip
+
+        x = AlternatingFlip(steps_per_epoch, name="augment_flip", dtype="float32")(x)
+    x = layers.Rescaling(1.0 / 255.0, dtype=dt)(x)
     x = layers.Reshape((*image_shape, 1), dtype=dt)(x)
-    if augment is not None and augment.flip:
+    if augment is not None and augment.flip is True:
         x = layers.RandomFlip("horizontal", seed=seed + 2, name="augment_flip", dtype=dt)(x)
     if augment is not None and augment.shift:
         factor = augment.shift / min(image_shape)  # whole pixels: nearest, zero fill
@@ -75,7 +83,9 @@ def float32_copy(
     """``model``'s network without its augmentation layers, in float32, with copied weights (the
     weights of a ``mixed_bfloat16`` model are float32 already)."""
     net = build_model(params.model, image_shape=image_shape, num_classes=num_classes, seed=params.seed)  # type: ignore[arg-type]
-    net.set_weights(model.get_weights())
+    for layer in net.layers:  # by name: an augmentation layer may hold state (a step counter)
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
     return net
 
 

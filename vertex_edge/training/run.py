@@ -95,11 +95,13 @@ class TrainingBackend(Protocol):
 
 @dataclass
 class LocalBackend:
-    """Train in this process on the prepared arrays in ``data_dir``."""
+    """Train in this process on the prepared arrays in ``data_dir``; ``ood_fpr`` is
+    ``params.yaml`` ``monitor.ood.fpr`` (the export calibrates the model's OOD flag to it)."""
 
     data_dir: Path
     model_name: str
     git: GitInfo
+    ood_fpr: float
     kind: str = "local"
 
     def start_info(self) -> dict[str, Any]:
@@ -124,7 +126,7 @@ class LocalBackend:
         )  # fmt: skip
         artifact = save_model(
             result, folder, meta=meta, params=params, model_name=self.model_name, git=self.git,
-            sample=test_split.images[:256],
+            sample=test_split.images[:256], ood_fpr=self.ood_fpr,
         )  # fmt: skip
         return Trained(artifact, result.history)
 
@@ -240,6 +242,12 @@ def run_training(
             f"test accuracy {metrics.test_accuracy:.4f}, loss {metrics.test_loss:.4f} "
             f"({metrics.epochs_run} epochs, best {metrics.best_epoch}, {metrics.train_seconds:.0f}s on {backend.kind})"
         )
+        if card.monitor is not None:
+            m = card.monitor
+            echo(
+                f"monitoring: {m.profile} from {m.heldout_images} held-out images (accuracy {m.heldout_accuracy:.4f}), "
+                f"OOD flag at a {100 * m.ood_fpr:g} % false-positive rate ({m.seconds:.0f}s)"
+            )
         atomic_write_json(outputs.metrics, train_metrics(card))
         atomic_write_text(outputs.history, history_csv(trained.history))
         _run.add_artifact(str(outputs.history), name=HISTORY_ARTIFACT, content_type="text/csv")

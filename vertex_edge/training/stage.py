@@ -116,11 +116,13 @@ def run_train_stage(
 ) -> ModelArtifact:
     """Train as the stage does; return the model folder written to ``stage.outputs.model_dir``."""
     config = stage.config()
-    params = load_params(stage.path(stage.params_path), require=["train"])
+    params = load_params(stage.path(stage.params_path), require=["train", "monitor.ood"])
     outputs = TrainOutputs(*(stage.path(p) for p in (stage.outputs.model_dir, stage.outputs.metrics, stage.outputs.history)))
     backend: TrainingBackend
     if stage.backend == "local":
-        backend = LocalBackend(stage.path(stage.data_dir), config.model.name, git_info(stage.repo))
+        backend = LocalBackend(
+            stage.path(stage.data_dir), config.model.name, git_info(stage.repo), ood_fpr=params.monitor.ood.fpr
+        )
     else:
         backend = make_vertex_backend(stage.vertex_options(config), echo=echo, confirm_cancel=confirm_cancel)
     with train_lock(outputs.model_dir):

@@ -151,7 +151,8 @@ def plan_job(
     """The job for the current params, data and commit. With ``upload`` the prepared data is
     staged; without it (``--dry-run``) nothing is read from or written to the cloud."""
     config = opts.config
-    params = load_params(opts.params_path).train
+    loaded = load_params(opts.params_path)  # the train stage requires every key; a dry run does not
+    params = loaded.train
     git = git_info(opts.repo)
     meta = _meta_or_none(opts.data_dir)
     name = display_name(config.model.name, git.commit, now)
@@ -184,7 +185,7 @@ def plan_job(
             data_uri = str(opts.data_dir.resolve())
     inputs = TrainerInputs(
         params=params, model_name=config.model.name, data_uri=data_uri,
-        data_version=meta.data_version if meta else "unknown",
+        data_version=meta.data_version if meta else "unknown", ood_fpr=loaded.monitor.ood.fpr,
         git_commit=git.commit, git_dirty=git.dirty, data_files=data_files,
     )  # fmt: skip
     spec = build_job_spec(

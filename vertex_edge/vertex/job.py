@@ -69,6 +69,7 @@ class TrainerInputs:
     model_name: str
     data_uri: str  # a folder holding train.npz, test.npz, meta.json
     data_version: str
+    ood_fpr: float  # params.yaml monitor.ood.fpr: the export calibrates the model's OOD flag to it
     git_commit: str | None = None
     git_dirty: bool = False
     data_files: Mapping[str, str] = field(default_factory=dict)  # per-file URIs (the DVC remote)
@@ -79,6 +80,7 @@ class TrainerInputs:
             "--params-json", json.dumps(self.params.model_dump(mode="json"), sort_keys=True, separators=(",", ":")),
             "--model-name", self.model_name,
             "--data-version", self.data_version,
+            "--ood-fpr", repr(self.ood_fpr),
             "--report-dir", report_dir,
         ]  # fmt: skip
         for name in sorted(self.data_files):

@@ -1,13 +1,14 @@
 """THE trainer entrypoint, run inside the training container (and by ``vertex-local``)::
 
     python -m vertex_edge.vertex.task --data-uri gs://BUCKET/vertex/staging/prepared/DIGEST \\
-        --params-json '{"epochs": 14, ...}' --model-name fashion-mnist --data-version MD5 \\
+        --params-json '{"epochs": 14, ...}' --model-name fashion-mnist --data-version MD5 --ood-fpr 0.02 \\
         --report-dir gs://BUCKET/vertex/jobs/NAME/report [--git-commit SHA] [--git-dirty]
 
 It honours what Vertex AI gives a custom job (:mod:`vertex_edge.vertex.contract`):
 
 * ``AIP_MODEL_DIR`` - the exported model folder (``model.keras``, ``model.onnx``,
-  ``model_card.json``, exactly what the local ``train`` stage writes) goes there;
+  ``reference_profile.npz``, ``model_card.json``, exactly what the local ``train`` stage writes)
+  goes there;
 * ``AIP_CHECKPOINT_DIR`` - a checkpoint after every epoch; on start the latest one is resumed
   (Vertex AI may restart VMs);
 * ``AIP_TENSORBOARD_LOG_DIR`` - per-epoch TensorBoard scalars;
@@ -81,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params-json", required=True, help="the 'train' params (params.yaml) as JSON")
     p.add_argument("--model-name", default="fashion-mnist")
     p.add_argument("--data-version", default="", help="the data version (for the logs; the card uses meta.json)")
+    p.add_argument(
+        "--ood-fpr", type=float, required=True,
+        help="params.yaml monitor.ood.fpr: the false-positive rate the model's out-of-distribution flag is calibrated to",
+    )  # fmt: skip
     p.add_argument("--git-commit", default=None)
     p.add_argument("--git-dirty", action="store_true")
     p.add_argument("--model-dir", default=None, help="default: $AIP_MODEL_DIR")
@@ -255,6 +260,8 @@ def _run(
 
     import keras  # deferred: TensorFlow's import takes seconds (see the module docstring)
 
+    import vertex_edge.training.layers  # noqa: F401 - deferred (imports Keras): registers the custom layers for load_model
+
     callbacks: list[Any] = []
     initial_epoch, prior = 0, []
     with strategy.scope():
@@ -347,7 +354,7 @@ def _write_outputs(
     (out / "model").mkdir(parents=True)
     artifact = save_model(
         result, out / "model", meta=meta, params=params, model_name=args.model_name,
-        git=GitInfo(commit=args.git_commit, dirty=bool(args.git_dirty)), sample=sample,
+        git=GitInfo(commit=args.git_commit, dirty=bool(args.git_dirty)), sample=sample, ood_fpr=args.ood_fpr,
         training={k: summary[k] for k in ("replicas", "strategy", "gpus", "resumed_from_epoch")},
     )  # fmt: skip
     files.upload_tree(out / "model", dirs.model)
