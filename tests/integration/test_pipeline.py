@@ -75,7 +75,12 @@ def digest(path: Path) -> str:
 
 
 def outputs(project: Path) -> dict[str, str]:
-    files = ("models/fashion-mnist/model.onnx", "metrics/train.json", "reports/train_history.csv", "metrics/evaluate.json")
+    files = (
+        "models/fashion-mnist/model.onnx",
+        "metrics/train.json",
+        "reports/train_history.csv",
+        "metrics/evaluate.json",
+    )
     return {f: digest(project / f) for f in files}
 
 
@@ -112,7 +117,13 @@ def test_local_pipeline_end_to_end(project: Path, tmp_path: Path) -> None:
     run_dir = project / ".edge" / "experiments" / "1"
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "COMPLETED" and run["heartbeat"]
-    assert run["artifacts"] == ["train_history.csv", "model_card.json", "confusion_matrix.png", "evaluate.json", "evaluation.json"]
+    assert run["artifacts"] == [
+        "train_history.csv",
+        "model_card.json",
+        "confusion_matrix.png",
+        "evaluate.json",
+        "evaluation.json",
+    ]
     # the run keeps what the terminal showed (experiments ui and Omniboard display it)
     assert "epoch 1/" in (run_dir / "cout.txt").read_text()
 
@@ -199,21 +210,26 @@ def test_a_failed_stage_loses_nothing(project: Path, tmp_path: Path) -> None:
 
 def test_killing_dvc_stops_its_training(project: Path, tmp_path: Path) -> None:
     """`kill -9` of the dvc parent: steps.train notices, records INTERRUPTED and stops; the next
-    `dvc repro` does not run beside it."""
+    `dvc repro` does not run beside it. SHELL=/bin/sh (DVC's choice where SHELL is unset, as in CI):
+    dash keeps itself between DVC and the training, and outlives DVC."""
     env = seeded(project, tmp_path, epochs=300, batch_size=4, early_stopping_patience=0)
     log = (tmp_path / "repro.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=project, env={**env, "PYTHONUNBUFFERED": "1"},
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=project,
+                            env={**env, "PYTHONUNBUFFERED": "1", "SHELL": "/bin/sh"},
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
     while "epoch 1/300" not in (tmp_path / "repro.log").read_text():
         assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "repro.log").read_text()
         time.sleep(0.5)
-    trainer = next(p for p in _children(proc.pid) if "steps.train" in p[1])[0]
+    stage = next(p for p in _children(proc.pid) if "steps.train" in p[1])
+    trainer = next((p for p in _children(stage[0]) if "steps.train" in p[1]), stage)[0]  # below the shell
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     deadline = time.monotonic() + 60
     while _alive(trainer):
-        assert time.monotonic() < deadline, "steps.train kept running after its dvc parent was killed"
+        assert time.monotonic() < deadline, (
+            "steps.train kept running after its dvc parent was killed\n" + (tmp_path / "repro.log").read_text()[-3000:]
+        )
         time.sleep(0.2)
     text = (tmp_path / "repro.log").read_text()
     assert "training interrupted: the run is recorded as INTERRUPTED" in text

@@ -24,7 +24,7 @@ with train_lock(Path(sys.argv[1]), command="python -m steps.train (test)"):
 """
 
 ORPHAN = """
-import os, subprocess, sys, time
+import os, shlex, subprocess, sys, time
 child = '''
 import sys, time
 from pathlib import Path
@@ -33,7 +33,10 @@ watch_parent(lambda: Path(sys.argv[1]).write_text("orphaned"), interval_s=0.1)
 print("watching", flush=True)
 time.sleep(30)
 '''
-p = subprocess.Popen([sys.executable, "-c", child, sys.argv[1]], stdout=sys.stdout)
+argv = [sys.executable, "-c", child, sys.argv[1]]
+if sys.argv[2] == "sh":  # as DVC runs a stage where SHELL is unset: dash does not exec the command
+    argv = ["/bin/sh", "-c", shlex.join(argv) + "; exit $?"]
+p = subprocess.Popen(argv, stdout=sys.stdout)
 print(p.pid, flush=True)
 time.sleep(120)
 """
@@ -75,11 +78,13 @@ def test_a_killed_holder_never_blocks(tmp_path: Path) -> None:
         pass
 
 
-def test_a_training_whose_parent_dies_is_told(tmp_path: Path) -> None:
+@pytest.mark.parametrize("between", ["none", "sh"])
+def test_a_training_whose_parent_dies_is_told(tmp_path: Path, between: str) -> None:
+    """Also when a shell sits between DVC and the training and outlives DVC."""
     marker = tmp_path / "orphaned"
-    parent = _start(ORPHAN, str(marker))
+    parent = _start(ORPHAN, str(marker), between)
     assert parent.stdout is not None
-    child_pid = int(parent.stdout.readline())
+    child_pid = int(parent.stdout.readline())  # the shell's pid where there is one
     assert parent.stdout.readline().strip() == "watching"
     assert not marker.exists()
     parent.send_signal(signal.SIGKILL)  # `kill -9` of the dvc process
@@ -88,4 +93,37 @@ def test_a_training_whose_parent_dies_is_told(tmp_path: Path) -> None:
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(child_pid, signal.SIGKILL)
+    subprocess.run(["pkill", "-KILL", "-f", str(marker)], check=False)
     assert marker.read_text() == "orphaned"
+
+
+STUCK = """
+import sys, time
+from vertex_edge.training.guard import watch_parent
+watch_parent(lambda: print("told", flush=True), interval_s=0.1, grace_s=0.5)
+print("watching", flush=True)
+time.sleep(60)  # ignores being told
+"""
+
+
+def test_a_training_that_ignores_being_told_exits_after_the_grace_period() -> None:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    shell = subprocess.Popen(["/bin/sh", "-c", f"{sys.executable} -c '{STUCK}' & echo $!; sleep 60"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    assert shell.stdout is not None
+    child = int(shell.stdout.readline())
+    assert shell.stdout.readline().strip() == "watching"
+    shell.kill()  # the child's parent was this shell: re-parented now
+    shell.wait(10)
+    assert shell.stdout.readline().strip() == "told"
+    deadline = time.monotonic() + 15
+    while _alive(child):
+        assert time.monotonic() < deadline, "a stuck training outlived its grace period"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False

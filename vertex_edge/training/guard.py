@@ -7,12 +7,17 @@
   model folder and so its own lock: ``dvc queue start -j 2`` still trains two at once.
 * :func:`watch_parent` - under ``dvc repro``/``dvc exp run`` the stage is DVC's child. When that
   parent is killed, the stage is re-parented; the watcher then interrupts the training (recorded as
-  INTERRUPTED in Sacred) instead of leaving it running beside the next ``dvc repro``.
+  INTERRUPTED in Sacred) instead of leaving it running beside the next ``dvc repro``. DVC runs the
+  command through ``$SHELL -c`` (``/bin/sh`` where SHELL is unset), and dash does not ``exec`` it:
+  the shell between DVC and the training survives DVC, so the shells above this process are watched
+  too. A training that has not stopped ``grace_s`` after being told exits anyway, printing where
+  each thread was (a hung training must not outlive its pipeline either).
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import fcntl
 import json
 import os
@@ -20,6 +25,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -90,16 +96,68 @@ def interrupt_self() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def watch_parent(on_orphaned: Callable[[], None] = interrupt_self, *, interval_s: float = 1.0) -> Callable[[], None]:
-    """Call ``on_orphaned`` once if this process's parent dies; returns a function that stops watching."""
-    parent = os.getppid()
+SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "fish"})
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(command name, parent pid) of a live process from /proc; None when it is gone (or no /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 1 :].split()
+    if len(fields) < 2 or fields[0] in ("Z", "X"):  # a zombie has exited already
+        return None
+    return name, int(fields[1])
+
+
+def ancestry(depth: int = 4) -> list[tuple[int, int]]:
+    """(pid, parent pid) of this process and of each shell above it, up to the first non-shell
+    (DVC): when any of them is re-parented or gone, the pipeline that started us is."""
+    chain = [(os.getpid(), os.getppid())]
+    while len(chain) < depth:
+        above = _stat(chain[-1][1])
+        if above is None or above[0] not in SHELLS:
+            break
+        chain.append((chain[-1][1], above[1]))
+    return chain
+
+
+def _orphaned(chain: list[tuple[int, int]]) -> bool:
+    if os.getppid() != chain[0][1]:
+        return True
+    for pid, parent in chain[1:]:
+        now = _stat(pid)
+        if now is None or now[1] != parent:
+            return True
+    return False
+
+
+def watch_parent(
+    on_orphaned: Callable[[], None] = interrupt_self, *, interval_s: float = 1.0, grace_s: float | None = 60.0
+) -> Callable[[], None]:
+    """Call ``on_orphaned`` once if the process (or shell) that started this one dies; if this
+    process is still running ``grace_s`` later, dump every thread's traceback to stderr and exit
+    (status 143, as for SIGTERM). Returns a function that stops watching (before it has fired)."""
+    chain = ancestry()
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(interval_s):
-            if os.getppid() != parent:
+            if _orphaned(chain):
                 on_orphaned()
-                return
+                break
+        else:
+            return
+        if grace_s is None:
+            return
+        time.sleep(grace_s)  # not cut short by the stop function: the way out can hang too
+        sys.stderr.write(
+            f"the training did not stop within {grace_s:.0f} s of its pipeline ending; exiting. Where it was:\n"
+        )
+        sys.stderr.flush()
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(143)
 
     threading.Thread(target=loop, name="edge-parent-watch", daemon=True).start()
     return stop.set
