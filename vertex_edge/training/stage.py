@@ -35,6 +35,7 @@ from vertex_edge.tracking.target import resolve_tracking
 from vertex_edge.training.guard import train_lock, watch_parent
 from vertex_edge.training.run import Echo, LocalBackend, TrainingBackend, TrainOutputs, run_training
 from vertex_edge.vertex.backend import VertexOptions, make_vertex_backend
+from vertex_edge.vertex.submit import CANCEL_WAIT_S
 
 Backend = Literal["local", "vertex", "vertex-local"]
 BACKENDS: tuple[Backend, ...] = ("local", "vertex", "vertex-local")
@@ -128,7 +129,8 @@ def run_train_stage(
     with train_lock(outputs.model_dir):
         for left in clean_stale_temps([outputs.model_dir, outputs.metrics, outputs.history], min_age_s=0):
             echo(f"removed {left.name}, left behind by an interrupted run")
-        stop_watching = watch_parent() if os.environ.get(STAGE_ENV) else (lambda: None)
+        grace_s = 60.0 if stage.backend == "local" else CANCEL_WAIT_S + 60.0  # Vertex: cancel, watch it stop
+        stop_watching = watch_parent(grace_s=grace_s) if os.environ.get(STAGE_ENV) else (lambda: None)
         try:
             with tracking_environment(config, os.environ, offline=stage.offline) as env:
                 tracking = resolve_tracking(

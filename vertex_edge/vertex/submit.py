@@ -32,6 +32,7 @@ CANCELLED = "JOB_STATE_CANCELLED"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"})
 RUN_SUMMARY = "run.json"
 MAX_POLL_ERRORS = 5
+CANCEL_WAIT_S = 300.0  # how long an interrupted wait watches the cancelled job stop
 
 Echo = Callable[[str], None]
 
@@ -221,7 +222,7 @@ def _interrupted(
     echo(f"cancelling {name} ...")
     try:
         backend.cancel(name)
-        deadline = clock() + 300
+        deadline = clock() + CANCEL_WAIT_S
         while clock() < deadline:
             status = backend.status(name)
             if status.state in TERMINAL:
