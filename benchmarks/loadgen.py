@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -18,7 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from vertex_edge.artifact import InputSpec, ModelArtifact, ModelCard, OutputSpec, TrainMetrics, digests
+from vertex_edge.artifact import (
+    MODEL_FILES,
+    ONNX_FILE,
+    PROFILE_FILE,
+    InputSpec,
+    ModelArtifact,
+    ModelCard,
+    OutputSpec,
+    TrainMetrics,
+    digests,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # never anything else
@@ -85,6 +96,39 @@ def synthetic_cnn(folder: Path, seed: int = 0) -> Path:
     )  # fmt: skip
     ModelArtifact(folder, card).write_card()
     return folder
+
+
+def plain_model_dir(model_dir: Path, target: Path) -> Path:
+    """A copy of ``model_dir`` whose ``model.onnx`` has only its first output, the probabilities (no
+    embedding/monitor outputs, no reference profile; the card updated to match), so that every
+    server computes and returns the same thing. A model without the monitor outputs is copied as is."""
+    import onnx
+
+    shutil.copytree(model_dir, target)
+    model = onnx.load(str(target / ONNX_FILE))
+    graph = model.graph
+    if len(graph.output) == 1:
+        return target
+    first = graph.output[0].name  # the probabilities (the monitor outputs come after them)
+    needed, kept = {first}, []
+    for node in reversed(graph.node):  # nodes are in topological order: walk back from the output
+        if needed.intersection(node.output):
+            kept.append(node)
+            needed.update(node.input)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    keep_out = [o for o in graph.output if o.name == first]
+    del graph.output[:]
+    graph.output.extend(keep_out)
+    unused = [t for t in graph.initializer if t.name not in needed]
+    for t in unused:
+        graph.initializer.remove(t)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target / ONNX_FILE))
+    (target / PROFILE_FILE).unlink(missing_ok=True)
+    artifact = ModelArtifact.read(target)
+    artifact.write_card(artifact.card.with_updates(artifacts=digests(target, MODEL_FILES), monitor=None))
+    return target
 
 
 def sample_images(count: int) -> np.ndarray:

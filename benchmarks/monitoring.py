@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.loadgen import plain_model_dir
 from benchmarks.monitoring_server import serving_figures
 from vertex_edge.artifact import MODEL_FILES, ModelArtifact, digests
 from vertex_edge.data import idx
@@ -277,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="edge-monitor-bench-"))
     fpr = load_monitor_params(REPO / "params.yaml").ood.fpr
-    model, prepare_s = monitored_model(args.model_dir, args.data, work, fpr)
+    plain = plain_model_dir(args.model_dir, work / "plain")  # a trained model has the monitor outputs already
+    model, prepare_s = monitored_model(plain, args.data, work, fpr)
     test, labels = load_idx(args.data, "t10k", 10_000)
     load = os.getloadavg()
     results: dict[str, Any] = {
@@ -294,9 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     if "drift" in args.parts:
         results["drift"] = drift_figures(model, test, labels, args.windows)
     if "costs" in args.parts:
-        results["costs"] = cost_figures(args.model_dir, model, test)
+        results["costs"] = cost_figures(plain, model, test)
     if "serving" in args.parts:
-        results["serving"] = serving_figures(args.model_dir, model, test, work, args.rounds, args.requests)
+        results["serving"] = serving_figures(plain, model, test, work, args.rounds, args.requests)
     results["load_average_end"] = os.getloadavg()
     _print(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)

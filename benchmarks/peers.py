@@ -6,7 +6,8 @@ in CI: the first run installs each peer in its own cached virtual environment (P
     python -m benchmarks.peers --rounds 5 --baseline 0d18baa --variant ort2:EDGE_ORT_THREADS=2
     python -m benchmarks.peers --install-only
 
-Every server serves the same ``model.onnx`` (``--model-dir``, default ``models/fashion-mnist``)
+Every server serves the same ``model.onnx`` (``--model-dir``, default ``models/fashion-mnist``;
+its probabilities output only, as the peers would return every output)
 on 127.0.0.1 and gets byte-identical requests (``{"instances": [...]}``, Fashion-MNIST test
 images as 28x28 lists of integers) from the same load generator (``benchmarks.loadgen.run_load``)
 in a separate process. Each round starts every server afresh, one at a time, in a rotated
@@ -43,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.loadgen import HOST, REPO, batched_floor, free_port, run_load, sample_images
+from benchmarks.loadgen import HOST, REPO, batched_floor, free_port, plain_model_dir, run_load, sample_images
 from benchmarks.peer_servers import (
     CACHE,
     START_TIMEOUT_S,
@@ -315,11 +316,13 @@ def main(argv: list[str] | None = None) -> int:
         envs["edge"].ensure()
     if args.install_only:
         return 0
-    model_dir = args.model_dir
-    if not (model_dir / "model.onnx").is_file():
-        parser.error(f"{model_dir}/model.onnx does not exist: train a model or pass --model-dir")
+    if not (args.model_dir / "model.onnx").is_file():
+        parser.error(f"{args.model_dir}/model.onnx does not exist: train a model or pass --model-dir")
 
     work = Path(tempfile.mkdtemp(prefix="edge-peers-"))
+    # the peers return every output of the model: all servers get the probabilities-only model
+    # (what monitoring adds to the prediction server is measured by benchmarks.monitoring)
+    model_dir = plain_model_dir(args.model_dir, work / "model")
     from vertex_edge.serving.model import default_threads
     from vertex_edge.serving.settings import ServerSettings
 
@@ -373,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     model_bytes = (model_dir / "model.onnx").read_bytes()
     print(
-        f"model: {model_dir}/model.onnx, sha256 {hashlib.sha256(model_bytes).hexdigest()[:12]}, {len(model_bytes):,} bytes"
+        f"model: {args.model_dir}/model.onnx, its probabilities output only (sha256 "
+        f"{hashlib.sha256(model_bytes).hexdigest()[:12]}, {len(model_bytes):,} bytes)"
     )
     print(f"versions: {json.dumps(versions)}", flush=True)
 
