@@ -30,6 +30,7 @@ from vertex_edge.artifact import (
     TrainMetrics,
     digests,
 )
+from vertex_edge.monitoring.layout import LAYOUT_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # never anything else
@@ -123,6 +124,9 @@ def plain_model_dir(model_dir: Path, target: Path) -> Path:
     unused = [t for t in graph.initializer if t.name not in needed]
     for t in unused:
         graph.initializer.remove(t)
+    kept_meta = [m for m in model.metadata_props if m.key != LAYOUT_KEY]  # the monitor columns' entry
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept_meta)
     onnx.checker.check_model(model)
     onnx.save(model, str(target / ONNX_FILE))
     (target / PROFILE_FILE).unlink(missing_ok=True)
