@@ -13,8 +13,10 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks.loadgen import HOST, REPO
 
@@ -207,26 +209,9 @@ def bentoml_server(env: Env, model_dir: Path, work: Path) -> Server:
 # --------------------------------------------------------------------------- measuring
 
 
-def tree_rss_mb(pid: int) -> float:
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total / 2**20
-
-
-def tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its children (live ones)."""
-    import psutil
+def _tree_sum(pid: int, figure: Callable[[Any], float]) -> float:
+    """``figure`` of ``pid`` and its live children, summed (processes that vanish meanwhile count 0)."""
+    import psutil  # deferred: only the benchmarks that measure a process tree need it
 
     try:
         root = psutil.Process(pid)
@@ -234,13 +219,21 @@ def tree_cpu_s(pid: int) -> float:
     except psutil.Error:
         return 0.0
     total = 0.0
-    for p in procs:
+    for proc in procs:
         try:
-            t = p.cpu_times()
-            total += t.user + t.system
+            total += figure(proc)
         except psutil.Error:
             pass
     return total
+
+
+def tree_rss_mb(pid: int) -> float:
+    return _tree_sum(pid, lambda proc: proc.memory_info().rss) / 2**20
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children (live ones)."""
+    return _tree_sum(pid, lambda proc: sum(proc.cpu_times()[:2]))
 
 
 class RssSampler(threading.Thread):
