@@ -29,6 +29,15 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _NoneIsEmpty(BaseModel):
+    """A section written as ``monitor:`` with nothing under it (YAML null) reads as empty."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_is_empty(cls, data: Any) -> Any:
+        return data or {}
+
+
 class AugmentParams(_Strict):
     # True: a random horizontal flip per image per step; "alternate": each image mirrored in every
     # other epoch (derandomised flips, vertex_edge.training.layers.AlternatingFlip)
@@ -140,7 +149,7 @@ class OodParams(_Frozen):
     fpr: float = Field(default=0.02, gt=0, lt=0.5, description="false-positive rate of the OOD flag on held-out images")
 
 
-class MonitorParams(_Frozen):
+class MonitorParams(_NoneIsEmpty, _Frozen):
     """``params.yaml`` ``monitor:`` (``edge.py monitor``'s thresholds; ``ood`` is set at training)."""
 
     window: int = Field(default=500, ge=10, description="records compared when neither --last nor --since is given")
@@ -150,24 +159,14 @@ class MonitorParams(_Frozen):
     min_effect: MinEffect = MinEffect()
     ood: OodParams = OodParams()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _none_is_empty(cls, data: Any) -> Any:
-        return data or {}
 
-
-class Params(BaseModel):
+class Params(_NoneIsEmpty):
     model_config = ConfigDict(extra="allow")  # other sections belong to other stages
 
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     deploy: DeployParams = DeployParams()
     monitor: MonitorParams = MonitorParams()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _none_is_empty(cls, data: Any) -> Any:
-        return data or {}
 
 
 #: the sections a stage may require to be complete (dotted: a nested section), and their models.
