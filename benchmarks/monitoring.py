@@ -65,15 +65,14 @@ def load_idx(folder: Path, prefix: str, count: int) -> tuple[np.ndarray, np.ndar
 
 
 def monitored_model(model_dir: Path, data: Path, work: Path, fpr: float) -> tuple[Path, float]:
-    """A copy of ``model_dir`` prepared for monitoring (profile from the validation split)."""
+    """A copy of ``model_dir`` (a model without its monitor outputs: :func:`plain_model_dir`)
+    prepared for monitoring as training does it (profile from the validation split)."""
     from vertex_edge.data.prepare import Split
     from vertex_edge.params import TrainParams
     from vertex_edge.training.fit import split_train_val
 
     target = work / "monitored"
     shutil.copytree(model_dir, target)
-    if (target / PROFILE_FILE).is_file():
-        return target, 0.0
     card = ModelArtifact.read(target).card
     params = TrainParams.model_validate(card.params)
     images, labels = load_idx(data, "train", 60_000)
@@ -84,7 +83,7 @@ def monitored_model(model_dir: Path, data: Path, work: Path, fpr: float) -> tupl
     seconds = time.perf_counter() - started
     # what training does next: the card lists the final files (the version keeps its old name here)
     artifact = ModelArtifact.read(target)
-    artifact.write_card(artifact.card.with_updates(artifacts=digests(target, (*MODEL_FILES, PROFILE_FILE))))
+    artifact.write_card(artifact.card.with_updates(artifacts=digests(target, MODEL_FILES)))
     return target, seconds
 
 
