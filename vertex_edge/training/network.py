@@ -83,20 +83,10 @@ def float32_copy(
     """``model``'s network without its augmentation layers, in float32, with copied weights (the
     weights of a ``mixed_bfloat16`` model are float32 already)."""
     net = build_model(params.model, image_shape=image_shape, num_classes=num_classes, seed=params.seed)  # type: ignore[arg-type]
-    source = _layers_by_name(model)  # by name: an augmentation layer may hold state (a step counter)
-    for layer in net.layers:
+    for layer in net.layers:  # by name: an augmentation layer may hold state (a step counter)
         if layer.weights:
-            layer.set_weights(source[layer.name].get_weights())
+            layer.set_weights(model.get_layer(layer.name).get_weights())
     return net
-
-
-def _layers_by_name(model: keras.Model) -> dict[str, keras.layers.Layer]:
-    """Every layer of ``model``, those of nested models (an :func:`inference_copy`'s network) included."""
-    found: dict[str, keras.layers.Layer] = {}
-    for layer in model.layers:
-        nested = getattr(layer, "layers", None)
-        found.update(_layers_by_name(layer) if nested is not None else {layer.name: layer})
-    return found
 
 
 def inference_copy(

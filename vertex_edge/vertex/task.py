@@ -50,7 +50,7 @@ from vertex_edge.gitinfo import GitInfo
 from vertex_edge.params import TrainParams
 from vertex_edge.training.export import save_model
 from vertex_edge.training.fit import STEPS_PER_EXECUTION, train
-from vertex_edge.training.network import inference_copy
+from vertex_edge.training.network import float32_copy
 from vertex_edge.training.run import history_csv
 from vertex_edge.vertex.checkpoint import (
     CheckpointStore,
@@ -309,7 +309,8 @@ def _run(
     if cluster.is_chief:
         export_model = result.model
         if strategy_name != "default":  # a plain copy: saving a mirrored model would wait for the workers
-            export_model = inference_copy(
+            # (the network alone: save_model makes the inference copy, mirror averaging included)
+            export_model = float32_copy(
                 result.model, params, image_shape=tuple(train_split.images.shape[1:]), num_classes=meta.num_classes
             )
         artifact = _write_outputs(
