@@ -176,17 +176,19 @@ def batched_floor(
     *,
     threads: int = 0,
     max_batch: int = 128,
+    wide_threads: int = 0,
     seconds: float = 2.0,
     parts: tuple[str, ...] = ("c1", "c16", "b64"),
 ) -> dict[str, Any]:
     """The floor as the server batches: ONNX Runtime in this process with the server's session
     options, fed by the server's own micro-batcher (no HTTP, no JSON) - 16 submitters of one
     image each (``c16_images_per_s``), 4 of 64 images (``b64_images_per_s``) - and one image
-    per call (``single_call_p50_ms``); ``parts`` says which of the three ("c1", "c16", "b64")."""
+    per call (``single_call_p50_ms``); ``parts`` says which of the three ("c1", "c16", "b64").
+    ``wide_threads``: full batches on a second session with that many threads, as the server does."""
     from vertex_edge.serving.batching import MicroBatcher
     from vertex_edge.serving.model import load_model_dir
 
-    model = load_model_dir(model_dir, threads=threads)
+    model = load_model_dir(model_dir, threads=threads, wide_threads=wide_threads, wide_min=max_batch)
     images = sample_images(64)
     one = images[:1]
     model.warm_up([1, 64, max_batch])
@@ -201,7 +203,10 @@ def batched_floor(
         out["single_call_p50_ms"] = statistics.median(times) * 1e3
 
     async def batched(submitters: int, size: int) -> float:
-        batcher = MicroBatcher(lambda: model, lambda m, b: m.predict(b), max_batch=max_batch, max_wait_s=0.001)
+        batcher = MicroBatcher(
+            lambda: model, lambda m, b: m.predict(b), max_batch=max_batch, max_wait_s=0.001,
+            run_one=lambda m, b: m.predict(b, wide=True),
+        )  # fmt: skip
         await batcher.start()
         done = 0
         stop_at = time.perf_counter() + seconds

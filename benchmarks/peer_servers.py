@@ -163,7 +163,7 @@ class Server:
     path: str
     cwd: Path
     extra_env: dict[str, str] = field(default_factory=dict)
-    floor: tuple[int, int] | None = None  # (ORT threads, max batch) of a prediction server
+    floor: tuple[int, int, int] | None = None  # (ORT threads, max batch, wide threads or 0) of a prediction server
 
     def start(self, port: int, log_path: Path) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIP_", "EDGE_", "PYTHON"))}
@@ -177,13 +177,15 @@ class Server:
 
 
 def edge_server(
-    name: str, env: Env, model_dir: Path, source: Path, overrides: dict[str, str], defaults: tuple[int, int]
+    name: str, env: Env, model_dir: Path, source: Path, overrides: dict[str, str], defaults: tuple[int, int, int]
 ) -> Server:
-    """The prediction server from ``source``; ``defaults``: its (ORT threads, max batch) defaults."""
+    """The prediction server from ``source``; ``defaults``: its (ORT threads, max batch, threads
+    for full batches) defaults."""
     extra = {"AIP_STORAGE_URI": str(model_dir), "AIP_HTTP_PORT": "{port}", "EDGE_HOST": HOST, "PYTHONPATH": str(source)}
     extra.update(overrides)
     threads = int(overrides.get("EDGE_ORT_THREADS") or 0) or defaults[0]
-    floor = (threads, int(overrides.get("EDGE_MAX_BATCH") or 0) or defaults[1])
+    wide = int(overrides.get("EDGE_ORT_WIDE_THREADS") or 0) or defaults[2]
+    floor = (threads, int(overrides.get("EDGE_MAX_BATCH") or 0) or defaults[1], wide if wide > threads else 0)
     return Server(name, env, ["{python}", "-m", "vertex_edge.serving"], "/predict", source, extra, floor)
 
 

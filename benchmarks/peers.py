@@ -202,7 +202,7 @@ def report(
     names: list[str],
     sizes: dict[str, float],
     versions: dict[str, Any],
-    floors_of: dict[str, tuple[int, int]],
+    floors_of: dict[str, tuple[int, int, int]],
 ) -> str:
     lines = []
     header = "| figure (median of rounds) | " + " | ".join(names) + " |"
@@ -219,7 +219,7 @@ def report(
     for key in keys:
         fl = [r["floors"][key] for r in rounds if key in r.get("floors", {})]
         lines.append(
-            f"floor, {key[0]} ORT thread(s), max batch {key[1]} (in-process, the server's session options and "
+            f"floor, {_floor_name(key)} (in-process, the server's session options and "
             f"micro-batcher), median: one image per call {_med([f['single_call_p50_ms'] for f in fl]):.3f} ms; "
             f"16 single-image submitters {_med([f['c16_images_per_s'] for f in fl]):,.0f} images/s; "
             f"4 submitters of 64 images {_med([f['b64_images_per_s'] for f in fl]):,.0f} images/s"
@@ -323,10 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     # the peers return every output of the model: all servers get the probabilities-only model
     # (what monitoring adds to the prediction server is measured by benchmarks.monitoring)
     model_dir = plain_model_dir(args.model_dir, work / "model")
-    from vertex_edge.serving.model import default_threads
+    from vertex_edge.serving.model import default_threads, default_wide_threads
     from vertex_edge.serving.settings import ServerSettings
 
-    defaults = (default_threads(), ServerSettings(storage_uri="-").max_batch)
+    defaults = (default_threads(), ServerSettings(storage_uri="-").max_batch, default_wide_threads())
     servers: dict[str, Server] = {}
     if "edge" in wanted:
         servers["edge"] = edge_server("edge", envs["edge"], model_dir, REPO, {}, defaults)
@@ -408,21 +408,28 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if bad or failed else 0
 
 
-def _defaults_of(edge: Env, source: Path) -> tuple[int, int]:
-    """(ORT threads, max batch) that the prediction server at ``source`` defaults to."""
+def _defaults_of(edge: Env, source: Path) -> tuple[int, int, int]:
+    """(ORT threads, max batch, threads for full batches or 0) that the prediction server at
+    ``source`` defaults to (a server before the wide session has none)."""
     code = (
-        "from vertex_edge.serving.model import default_threads; from vertex_edge.serving.settings import "
-        "ServerSettings; print(default_threads(), ServerSettings(storage_uri='-').max_batch)"
+        "import vertex_edge.serving.model as m; from vertex_edge.serving.settings import ServerSettings; "
+        "wide = getattr(m, 'default_wide_threads', lambda: 0)(); "
+        "print(m.default_threads(), ServerSettings(storage_uri='-').max_batch, wide)"
     )
     env = {**os.environ, "PYTHONPATH": str(source)}
     out = subprocess.run([str(edge.python), "-c", code], capture_output=True, text=True, check=True, env=env, cwd=source)
-    threads, batch = out.stdout.split()
-    return int(threads), int(batch)
+    threads, batch, wide = out.stdout.split()
+    return int(threads), int(batch), int(wide)
+
+
+def _floor_name(key: tuple[int, ...]) -> str:
+    wide = f", {key[2]} for full batches" if len(key) > 2 and key[2] > key[0] else ""
+    return f"{key[0]} ORT thread(s){wide}, max batch {key[1]}"
 
 
 def save(path: Path, rounds: list[dict[str, Any]], sizes: dict[str, float], versions: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    plain = [{**r, "floors": {f"threads={k[0]},max_batch={k[1]}": v for k, v in r["floors"].items()}} for r in rounds]
+    plain = [{**r, "floors": {_floor_name(k): v for k, v in r["floors"].items()}} for r in rounds]
     path.write_text(json.dumps({"rounds": plain, "sizes_mb": sizes, "versions": versions}, indent=2))
 
 
@@ -433,7 +440,7 @@ def run_round(
     load: Load,
     work: Path,
     model_dir: Path,
-    floor_keys: list[tuple[int, int]],
+    floor_keys: list[tuple[int, int, int]],
 ) -> dict[str, Any]:
     """One round: start every server (rotated order), then each phase on all of them."""
     order = names[i % len(names) :] + names[: i % len(names)]
@@ -449,7 +456,7 @@ def run_round(
         for phase in PHASES:  # each phase on every server back to back, its floor just before
             for key in floor_keys:
                 current["floors"][key].update(
-                    batched_floor(model_dir, threads=key[0], max_batch=key[1], parts=(phase,))
+                    batched_floor(model_dir, threads=key[0], max_batch=key[1], wide_threads=key[2], parts=(phase,))
                 )
             for name in order:
                 if name in running:
@@ -463,7 +470,7 @@ def run_round(
             current["servers"][name] = stop_measured(running.pop(name))
     for key, figures in current["floors"].items():
         shown = {k: round(v, 3) for k, v in figures.items()}
-        print(f"round {i + 1} floor {key[0]} thread(s), max batch {key[1]}: {json.dumps(shown)}", flush=True)
+        print(f"round {i + 1} floor {_floor_name(key)}: {json.dumps(shown)}", flush=True)
     for name in order:
         r = current["servers"].get(name)
         if r is None or not all(p in r for p in PHASES):

@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase-requests", type=int, default=3000, help="requests per throughput phase")
     parser.add_argument("--load-processes", type=int, default=1, help="load generator processes")
     parser.add_argument("--ort-threads", type=int, default=0, help="EDGE_ORT_THREADS for the server (0: default)")
+    parser.add_argument(
+        "--ort-wide-threads", type=int, default=0, help="EDGE_ORT_WIDE_THREADS for the server (0: default)"
+    )
     parser.add_argument("--batch-wait-ms", type=float, default=None, help="EDGE_BATCH_WAIT_MS for the server")
     parser.add_argument(
         "--json", type=Path, default=REPO / "benchmarks" / "results" / "serving.json", help="where the figures go"
@@ -144,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = {}
     if args.ort_threads:
         extra["EDGE_ORT_THREADS"] = str(args.ort_threads)
+    if args.ort_wide_threads:
+        extra["EDGE_ORT_WIDE_THREADS"] = str(args.ort_wide_threads)
     if args.batch_wait_ms is not None:
         extra["EDGE_BATCH_WAIT_MS"] = str(args.batch_wait_ms)
     log_path = tmp / "server.log"

@@ -195,3 +195,29 @@ def test_a_request_past_its_deadline_is_dropped_before_the_model_runs_it() -> No
     assert first[0][0, 0] == 1.0
     assert isinstance(late, DeadlineExceeded)
     assert model.calls == [1]  # the late request never reached the model
+
+
+def test_calls_holding_one_request_only_go_to_run_one() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def runner(kind: str):
+        def run(model: object, batch: np.ndarray) -> np.ndarray:
+            calls.append((kind, len(batch)))
+            time.sleep(0.01)  # long enough for the next submitters to queue up behind
+            return batch[:, 0, :1]
+
+        return run
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(lambda: "m", runner("many"), max_batch=4, max_wait_s=0, run_one=runner("one"))
+        await batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.submit(np.zeros((1, 28, 28), np.float32)))
+            await asyncio.sleep(0.002)  # the first call is running: the next two share a batch
+            await asyncio.gather(first, *(batcher.submit(np.zeros((1, 28, 28), np.float32)) for _ in range(2)))
+            await batcher.submit(np.zeros((10, 28, 28), np.float32))  # a big request, in chunks
+        finally:
+            await batcher.stop()
+
+    asyncio.run(scenario())
+    assert calls == [("one", 1), ("many", 2), ("one", 4), ("one", 4), ("one", 2)]

@@ -81,9 +81,9 @@ def test_a_request_past_its_deadline_gets_504_with_retry_after(model_dir: Path) 
         def __getattr__(self, name: str):  # noqa: ANN204
             return getattr(self.model, name)
 
-        def predict(self, batch: np.ndarray) -> np.ndarray:
+        def predict(self, batch: np.ndarray, *, wide: bool = False) -> np.ndarray:
             time.sleep(0.5)
-            return self.model.predict(batch)
+            return self.model.predict(batch, wide=wide)
 
     with client_for(model_dir, request_deadline_s=0.2, max_batch=1, batch_wait_ms=0) as client:
         ready(client)

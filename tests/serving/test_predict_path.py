@@ -67,7 +67,7 @@ def test_a_failing_model_call_is_a_logged_500(client: TestClient, caplog: pytest
     class Broken:
         version, labels = "broken", ("a", "b")
 
-        def predict(self, batch: np.ndarray) -> np.ndarray:
+        def predict(self, batch: np.ndarray, *, wide: bool = False) -> np.ndarray:
             raise RuntimeError("the model fell over")
 
     client.app.state.serving.model = Broken()

@@ -14,6 +14,7 @@ def test_defaults() -> None:
     assert s.max_body_bytes == MAX_BODY_BYTES == 1_572_864
     assert s.endpoint_file is None
     assert (s.max_batch, s.ort_threads, s.batch_wait_ms) == (32, 0, 1.0)
+    assert (s.ort_wide_threads, s.ort_wide_min) == (0, 0)  # every CPU, for full batches
 
 
 def test_vertex_values() -> None:
@@ -45,6 +46,8 @@ def test_overrides_win() -> None:
         ({"AIP_STORAGE_URI": "/m", "AIP_PREDICT_ROUTE": "/health"}, "both '/health'"),
         ({"AIP_STORAGE_URI": "/m", "EDGE_MAX_BATCH": "0"}, "max_batch 0: expected at least 1"),
         ({"AIP_STORAGE_URI": "/m", "EDGE_BATCH_WAIT_MS": "x"}, "is not a number"),
+        ({"AIP_STORAGE_URI": "/m", "EDGE_ORT_WIDE_THREADS": "-1"}, "ort_wide_threads -1: expected at least 0"),
+        ({"AIP_STORAGE_URI": "/m", "EDGE_ORT_WIDE_MIN": "64"}, "ort_wide_min 64: expected at most max_batch (32)"),
     ],
 )
 def test_bad_settings_are_named(env: dict[str, str], message: str) -> None:

@@ -21,6 +21,7 @@ in FastAPI middleware.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -37,7 +38,13 @@ from vertex_edge.monitoring.capture import Capture
 from vertex_edge.serving import jsonio, schemas
 from vertex_edge.serving.asgi import ASGIApp, Receive, Scope, Send
 from vertex_edge.serving.batching import MicroBatcher
-from vertex_edge.serving.model import LoadedModel, StorageClientFactory, load_model, registry_version_of
+from vertex_edge.serving.model import (
+    LoadedModel,
+    StorageClientFactory,
+    default_wide_threads,
+    load_model,
+    registry_version_of,
+)
 from vertex_edge.serving.predict import Predictor
 from vertex_edge.serving.problems import INTERNAL_BODY, JSON, Problem, error_response
 from vertex_edge.serving.reload import EndpointFollower, error_message
@@ -82,20 +89,33 @@ def create_app(
         lambda model, batch: model.predict(batch),
         max_batch=settings.max_batch,
         max_wait_s=settings.batch_wait_ms / 1000.0,
+        # one request's images: many images share its parsing, so they may take every CPU
+        run_one=lambda model, batch: model.predict(batch, wide=True),
     )
     warm_sizes = sorted({1, min(64, settings.max_batch), settings.max_batch})
     pools: dict[str, ThreadPoolExecutor] = {}  # made in the lifespan
     follower: EndpointFollower | None = None
 
-    def load(uri: str) -> LoadedModel:
+    wide_threads, wide_min = settings.ort_wide_threads or default_wide_threads(), settings.ort_wide_min or settings.max_batch
+
+    def load(uri: str, *, wide: bool = True) -> LoadedModel:
+        """The model at ``uri``, warmed up; ``wide``: with its wide session (a reload), else that
+        comes after the server is ready (:func:`widen`), so the cold start does not wait for it."""
         model = load_model(
-            uri,
-            threads=settings.ort_threads,
-            cache_dir=settings.model_cache,
-            storage_client_factory=storage_client_factory,
+            uri, threads=settings.ort_threads, cache_dir=settings.model_cache, storage_client_factory=storage_client_factory
         )
         model.warm_up(warm_sizes)
-        return model
+        return model.widened(wide_threads, wide_min, warm_sizes) if wide else model
+
+    async def widen(model: LoadedModel) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            wide = await loop.run_in_executor(None, model.widened, wide_threads, wide_min, warm_sizes)
+        except Exception as exc:  # noqa: BLE001 - the model serves on, on its one session
+            log.warning("no second ONNX Runtime session for big requests: %s", error_message(exc))
+            return
+        if state.model is model:  # not swapped by a reload meanwhile (that one has its own)
+            state.model = wide
 
     def fail(logged: str, reason: str | None = None) -> None:
         state.status, state.error = "failed", reason or logged
@@ -113,7 +133,7 @@ def create_app(
         if follower is not None:
             follower.starting(registry_version_of(Path(settings.storage_uri)) if settings.follow else None)
         try:
-            model = await loop.run_in_executor(None, load, settings.storage_uri)
+            model = await loop.run_in_executor(None, functools.partial(load, settings.storage_uri, wide=False))
         except Exception as exc:  # noqa: BLE001 - any load failure is reported, then fatal
             fail(f"cannot load the model from {settings.storage_uri}: {error_message(exc)}", error_message(exc))
             return
@@ -125,6 +145,7 @@ def create_app(
             time.perf_counter() - started,
             extra={"fields": {"model_version": model.version, "registry_version": model.registry_version}},
         )
+        await widen(model)
         if follower is not None:
             await follower.run(follow=settings.follow)
 

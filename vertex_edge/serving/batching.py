@@ -64,7 +64,9 @@ class MicroBatcher(Generic[M]):
 
     ``get_model`` is called once per batch: the model current at that moment computes the
     whole batch (a hot swap never splits one). ``run`` is ``(model, batch) -> probabilities``;
-    both are called in the model thread.
+    ``run_one`` (default ``run``) the same for a model call holding the images of one request
+    only (a chunk of a big request, or a request alone in its batch); all are called in the
+    model thread.
     """
 
     def __init__(
@@ -74,9 +76,11 @@ class MicroBatcher(Generic[M]):
         *,
         max_batch: int = 128,
         max_wait_s: float = 0.0005,
+        run_one: Callable[[M, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self._get_model = get_model
         self._run = run
+        self._run_one = run_one or run
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         # shared with the model thread, under _lock: _pending, _pending_images, _big, _stopping, _asleep
@@ -229,7 +233,7 @@ class MicroBatcher(Generic[M]):
         batch = items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])
         try:
             model = self._get_model()
-            probs = self._run(model, batch)
+            probs = (self._run_one if len(items) == 1 else self._run)(model, batch)
         except Exception as exc:  # noqa: BLE001 - reported to every request of the batch
             log.exception("model call failed for a batch of %d images", len(batch))
             loop.call_soon_threadsafe(self._fail, items, exc)
@@ -249,7 +253,7 @@ class MicroBatcher(Generic[M]):
                 item.model, item.parts = self._get_model(), []
             end = min(item.done + self.max_batch, len(item.images))
             try:
-                item.parts.append(self._run(item.model, item.images[item.done : end]))  # type: ignore[union-attr, arg-type]
+                item.parts.append(self._run_one(item.model, item.images[item.done : end]))  # type: ignore[union-attr, arg-type]
             except Exception as exc:  # noqa: BLE001 - reported to the request
                 log.exception("model call failed for a chunk of %d images", end - item.done)
                 failure = exc

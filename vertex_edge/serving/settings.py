@@ -16,7 +16,10 @@ Optional knobs (``EDGE_*``): ``EDGE_HOST`` (default ``0.0.0.0``), ``EDGE_MAX_INS
 model's working memory: images cost the same per call from 8 to 128, and 32 keeps the RSS
 about 40 MB lower than 128),
 ``EDGE_BATCH_WAIT_MS`` (how long a batch waits for requests already being read, 1), ``EDGE_ORT_THREADS``
-(ONNX Runtime intra-op threads, 0 = half the CPUs, 1..4), ``EDGE_MAX_BODY_BYTES`` (1.5 MiB, Vertex's
+(ONNX Runtime intra-op threads, 0 = half the CPUs, 1..4), ``EDGE_ORT_WIDE_THREADS`` (threads for a
+model call of at least ``EDGE_ORT_WIDE_MIN`` images of one request, such as a chunk of a big request,
+0 = every CPU, 1..4, run on a second session of the same model; no more than ``EDGE_ORT_THREADS`` turns it off) and ``EDGE_ORT_WIDE_MIN`` (0 = a full
+batch, ``EDGE_MAX_BATCH``; CPUs are those the process may use: its affinity and cgroup CPU quota), ``EDGE_MAX_BODY_BYTES`` (1.5 MiB, Vertex's
 limit), ``EDGE_MODEL_CACHE`` (where a gs:// model is downloaded), ``EDGE_ENDPOINT_FILE`` (a
 local registry ``endpoint.json`` to follow: a new deployment is loaded and swapped in without
 a restart; with ``EDGE_FOLLOW=0`` the server only reports, in ``serving-status.json``, that it
@@ -62,6 +65,8 @@ ENV: dict[str, tuple[str, Kind]] = {
     "EDGE_MAX_BATCH": ("max_batch", int),
     "EDGE_BATCH_WAIT_MS": ("batch_wait_ms", float),
     "EDGE_ORT_THREADS": ("ort_threads", int),
+    "EDGE_ORT_WIDE_THREADS": ("ort_wide_threads", int),
+    "EDGE_ORT_WIDE_MIN": ("ort_wide_min", int),
     "EDGE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "EDGE_MODEL_CACHE": ("model_cache", str),
     "EDGE_ENDPOINT_FILE": ("endpoint_file", str),
@@ -84,6 +89,8 @@ class ServerSettings:
     max_batch: int = 32
     batch_wait_ms: float = 1.0
     ort_threads: int = 0
+    ort_wide_threads: int = 0
+    ort_wide_min: int = 0
     max_body_bytes: int = MAX_BODY_BYTES
     model_cache: str | None = None
     endpoint_file: str | None = None
@@ -112,11 +119,18 @@ class ServerSettings:
             ("max_batch", 1),
             ("max_body_bytes", 1024),
             ("ort_threads", 0),
+            ("ort_wide_threads", 0),
+            ("ort_wide_min", 0),
             ("max_image_pixels", 1),
             ("max_request_pixels", 1),
         ):
             if getattr(self, name) < low:
                 problems.append(f"{name} {getattr(self, name)}: expected at least {low}")
+        if self.ort_wide_min > self.max_batch:
+            problems.append(
+                f"ort_wide_min {self.ort_wide_min}: expected at most max_batch ({self.max_batch}), "
+                "the most images a model call gets"
+            )
         if not 0 <= self.batch_wait_ms <= 1000:
             problems.append(f"batch_wait_ms {self.batch_wait_ms}: expected 0..1000")
         if not 0.1 <= self.request_deadline_s <= 3600:
