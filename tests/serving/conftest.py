@@ -12,11 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.conftest import free_port  # noqa: F401 - re-exported for serving/registry tests
 from tests.monitoring.conftest import prepared_model  # noqa: F401 - a model with the monitor output
 from tests.registry.conftest import deploy_cli, deploy_project  # noqa: F401 - deploy-vertex.py in-process
 from tests.serving.tiny_model import write_model_dir
+from vertex_edge.serving.app import create_app
+from vertex_edge.serving.settings import ServerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,6 +57,19 @@ class RunningServer:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def client_for(model_dir: Path, **settings: object) -> TestClient:
+    """The server in-process (FastAPI's test client); use it as a context manager."""
+    return TestClient(create_app(ServerSettings(storage_uri=str(model_dir), **settings)))  # type: ignore[arg-type]
+
+
+def ready(client: TestClient) -> None:
+    """Wait until the in-process server's health route answers 200 (its model is loaded)."""
+    deadline = time.monotonic() + 30
+    while client.get("/health").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/health").text
+        time.sleep(0.02)
 
 
 def start_server(

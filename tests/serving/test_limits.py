@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.serving.conftest import client_for, ready
 from tests.serving.tiny_model import bar_image
 from vertex_edge.errors import ConfigError
 from vertex_edge.httpserver import HttpLimits
 from vertex_edge.serving import body as body_module
-from vertex_edge.serving.app import create_app
 from vertex_edge.serving.settings import ServerSettings
 
 
@@ -29,17 +28,6 @@ def png(side: int, value: int = 200) -> dict[str, str]:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return {"b64": base64.b64encode(buf.getvalue()).decode()}
-
-
-def client_for(model_dir: Path, **settings: object) -> TestClient:
-    return TestClient(create_app(ServerSettings(storage_uri=str(model_dir), **settings)))  # type: ignore[arg-type]
-
-
-def ready(client: TestClient) -> None:
-    deadline = time.monotonic() + 30
-    while client.get("/health").status_code != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
 
 
 def test_pixel_budgets_per_image_and_per_request(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

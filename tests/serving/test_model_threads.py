@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.serving.test_limits import client_for, ready
+from tests.serving.conftest import client_for, ready
 from tests.serving.tiny_model import bar_image
 from vertex_edge.serving.model import available_cpus, load_model_dir
 

@@ -5,7 +5,6 @@ with the monitor output, its OOD score and flag; predictions are captured off th
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx
@@ -14,17 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.monitoring.helpers import heldout
+from tests.serving.conftest import ready
 from tests.serving.tiny_model import bar_image
 from vertex_edge.monitoring.capture import CaptureSettings
 from vertex_edge.serving.app import create_app
 from vertex_edge.serving.settings import ServerSettings
-
-
-def ready(client: TestClient) -> None:
-    deadline = time.monotonic() + 30
-    while client.get("/health").status_code != 200:
-        assert time.monotonic() < deadline, client.get("/health").text
-        time.sleep(0.05)
 
 
 def records_in(folder: Path) -> list[dict]:
