@@ -39,7 +39,7 @@ import numpy as np
 
 from benchmarks.loadgen import plain_model_dir
 from benchmarks.monitoring_server import serving_figures
-from vertex_edge.artifact import MODEL_FILES, ModelArtifact, digests
+from vertex_edge.artifact import MODEL_FILES, ONNX_FILE, ModelArtifact, digests
 from vertex_edge.data import idx
 from vertex_edge.monitoring.capture import Capture, CaptureSettings, build_records
 from vertex_edge.monitoring.drift import compare
@@ -50,6 +50,7 @@ from vertex_edge.monitoring.profile import PROFILE_FILE, ReferenceProfile, run_m
 from vertex_edge.monitoring.records import to_window
 from vertex_edge.monitoring.simulate import SHIFTS, shifted
 from vertex_edge.monitoring.thresholds import load_monitor_params
+from vertex_edge.serving.model import open_session
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("ood", "drift", "costs", "serving")
@@ -108,15 +109,7 @@ def _cpu_us(fn: Any, repeat: int) -> float:
 def cost_figures(plain: Path, monitored: Path, test: np.ndarray, rounds: int = 25) -> dict[str, Any]:
     """CPU time (this thread; other jobs barely move it) of the monitor output per model call, of
     capture on the request path, and of the writer thread per record."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sessions = {
-        p: ort.InferenceSession(str(p / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        for p in (plain, monitored)
-    }
+    sessions = {p: open_session(p / ONNX_FILE, 1, source=str(p)) for p in (plain, monitored)}  # the server's options
     monitor = ModelMonitor.from_session(sessions[monitored], version="bench", labels=tuple(str(i) for i in range(10)))
     model_call: dict[str, Any] = {}
     for n in (1, 16, 64):
