@@ -184,7 +184,8 @@ def batched_floor(
     options, fed by the server's own micro-batcher (no HTTP, no JSON) - 16 submitters of one
     image each (``c16_images_per_s``), 4 of 64 images (``b64_images_per_s``) - and one image
     per call (``single_call_p50_ms``); ``parts`` says which of the three ("c1", "c16", "b64").
-    ``wide_threads``: full batches on a second session with that many threads, as the server does."""
+    ``wide_threads``: one request's images, from ``max_batch`` up, on a second session with that
+    many threads, as the server does (``run_one``)."""
     from vertex_edge.serving.batching import MicroBatcher
     from vertex_edge.serving.model import load_model_dir
 

@@ -422,8 +422,9 @@ def _defaults_of(edge: Env, source: Path) -> tuple[int, int, int]:
     return int(threads), int(batch), int(wide)
 
 
-def _floor_name(key: tuple[int, ...]) -> str:
-    wide = f", {key[2]} for full batches" if len(key) > 2 and key[2] > key[0] else ""
+def _floor_name(key: tuple[int, int, int]) -> str:
+    """(threads, max batch, wide threads or 0) as shown in the report."""
+    wide = f", {key[2]} for one request's chunks" if key[2] else ""
     return f"{key[0]} ORT thread(s){wide}, max batch {key[1]}"
 
 
